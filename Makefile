@@ -1,0 +1,16 @@
+.PHONY: run test bench lint
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+bench:
+	scripts/bench.sh $(ARGS)
+
+lint:
+	scripts/bootstrap.sh
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy qdash scheduler

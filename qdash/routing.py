@@ -1,0 +1,5 @@
+"""Websocket URL routes; consumers register here."""
+
+from django.urls import URLPattern
+
+websocket_urlpatterns: list[URLPattern] = []

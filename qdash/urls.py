@@ -1,0 +1,9 @@
+from django.contrib import admin
+from django.urls import path
+
+from scheduler import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+]

@@ -1,0 +1,254 @@
+"""Storage of the scheduler's state. The rules live in `scheduler.policy`."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from scheduler.policy import model as rules
+
+INSTANCE_PATH = RegexValidator(
+    r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+){0,2}$",
+    "Use hub, hub/group or hub/group/project (letters, digits, _ . -).",
+)
+
+
+class Backend(models.Model):
+    """A quantum backend (simulated with Qiskit Aer); runs one job at a time."""
+
+    class Status(models.TextChoices):
+        ONLINE = rules.ONLINE
+        PAUSED = rules.PAUSED
+
+    name = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ONLINE)
+    num_qubits = models.PositiveIntegerField(default=5)
+    max_runtime = models.DurationField(
+        null=True, blank=True, help_text="Runtime limit of one job; empty = the system default."
+    )
+    job_overhead = models.DurationField(help_text="Modeled QPU time every job costs.")
+    shot_time = models.DurationField(help_text="Modeled QPU time of one shot of one circuit.")
+    description = models.CharField(max_length=200, blank=True)
+    # The span the active session holds this backend idle (DESIGN.md 2.5).
+    hold_session = models.ForeignKey(
+        "Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    hold_since = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Instance(models.Model):
+    """A node of the instance tree: a hub, a hub/group, or a hub/group/project."""
+
+    path = models.CharField(max_length=200, unique=True, validators=[INSTANCE_PATH])
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    share = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)])
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="instances",
+        help_text="Users who may submit in this project.",
+    )
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def level(self) -> str:
+        return ("hub", "group", "project")[self.path.count("/")]
+
+    @property
+    def is_project(self) -> bool:
+        return self.path.count("/") == 2
+
+    def clean(self) -> None:
+        parent_path = self.path.rpartition("/")[0]
+        if (self.parent.path if self.parent else "") != parent_path:
+            raise ValidationError({"parent": f"The parent of {self.path} is {parent_path or '-'}."})
+
+
+class Reservation(models.Model):
+    """A window [start, end) on one backend for one project instance."""
+
+    backend = models.ForeignKey(Backend, on_delete=models.CASCADE, related_name="reservations")
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="reservations")
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    exclusive = models.BooleanField(
+        default=False, help_text="Nothing else may start during the window, even when idle."
+    )
+    note = models.CharField(max_length=200, blank=True)
+    started = models.BooleanField(default=False, editable=False)
+    ended = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(end__gt=models.F("start")), name="reservation_end_after_start"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.instance} on {self.backend} from {self.start:%Y-%m-%d %H:%M}"
+
+
+class Session(models.Model):
+    """A Qiskit Runtime session (or batch) on one backend for one instance."""
+
+    class State(models.TextChoices):
+        OPEN = rules.OPEN
+        ACTIVE = rules.ACTIVE
+        INACTIVE = rules.INACTIVE
+        CLOSED = rules.CLOSED
+
+    class Mode(models.TextChoices):
+        DEDICATED = rules.DEDICATED
+        BATCH = rules.BATCH
+
+    uid = models.CharField(max_length=64, unique=True)
+    backend = models.ForeignKey(Backend, on_delete=models.PROTECT, related_name="sessions")
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="sessions")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="qsessions",
+    )
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.DEDICATED)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    accepting_jobs = models.BooleanField(default=True)
+    created_at = models.DateTimeField()
+    max_ttl = models.DurationField(null=True, blank=True, help_text="Effective maximum timeout.")
+    interactive_ttl = models.DurationField()
+    ttl_deadline = models.DateTimeField(null=True, blank=True)
+    interactive_deadline = models.DateTimeField(null=True, blank=True)
+    open_deadline = models.DateTimeField(null=True, blank=True)
+    bound_reservation = models.ForeignKey(
+        Reservation, null=True, blank=True, on_delete=models.SET_NULL, related_name="bound_sessions"
+    )
+    closed_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return self.uid
+
+
+class Job(models.Model):
+    """A primitive job: a PUB list for one backend, maybe inside a session."""
+
+    class Status(models.TextChoices):
+        QUEUED = rules.QUEUED
+        RUNNING = rules.RUNNING
+        COMPLETED = rules.COMPLETED
+        FAILED = rules.FAILED
+        CANCELLED = rules.CANCELLED
+
+    class Lane(models.TextChoices):
+        RESERVATION = rules.RESERVATION
+        SESSION = rules.SESSION
+        FAIR_SHARE = rules.FAIR_SHARE
+
+    uid = models.CharField(max_length=64, unique=True)
+    backend = models.ForeignKey(Backend, on_delete=models.PROTECT, related_name="jobs")
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="jobs")
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.PROTECT, related_name="jobs"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+    program_id = models.CharField(max_length=32, default="sampler")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    lane = models.CharField(max_length=16, choices=Lane.choices, blank=True)
+    error = models.CharField(max_length=64, blank=True)
+    error_message = models.TextField(blank=True)
+    submitted_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True, help_text="Modeled QPU time.")
+    max_execution_time = models.DurationField(null=True, blank=True)
+    runtime_limit = models.DurationField(null=True, blank=True)
+    params = models.JSONField(default=dict, blank=True, help_text="Primitive inputs.")
+    result = models.JSONField(null=True, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "backend"]),
+            models.Index(fields=["submitted_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.uid
+
+
+class UsageCharge(models.Model):
+    """One run or hold, charged to an instance when it ended (DESIGN.md 2.5)."""
+
+    class Kind(models.TextChoices):
+        RUN = "run"
+        HOLD = "hold"
+        PRIOR = "prior"
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="charges")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    microseconds = models.BigIntegerField()
+    ended_at = models.DateTimeField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL)
+    session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        indexes = [models.Index(fields=["ended_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.instance} {self.kind} {self.microseconds / 1e6:g}s"
+
+
+class Event(models.Model):
+    """The log of every state change the scheduler made, in order."""
+
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=40)
+    job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    backend = models.ForeignKey(
+        Backend, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    reservation = models.ForeignKey(
+        Reservation, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%H:%M:%S} {self.kind}"

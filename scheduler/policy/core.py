@@ -1,0 +1,626 @@
+"""The scheduling rules of DESIGN.md section 2 as a pure state machine.
+
+`Policy.run_instant(t, actions)` is the only way time moves: it processes every
+instant before `t` that has something due, then the instant `t` itself in the
+order of section 2.6. No clock, no I/O: callers bring the time and the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from heapq import heappop, heappush
+from math import inf
+
+from . import model as m
+from .model import (
+    ACTIVE,
+    CANCELLED,
+    CLOSED,
+    COMPLETED,
+    FAILED,
+    ONLINE,
+    OPEN,
+    QUEUED,
+    RUNNING,
+    WAITING_STATES,
+    Backend,
+    Event,
+    Job,
+    Outcome,
+    Reservation,
+    ReservationWarning,
+    Session,
+    Settings,
+)
+from .queues import ROOT, BackendQueues, UsageLedger
+
+# Timer kinds, in the order timers due at one instant fire (section 2.6).
+MAX_TTL, INTERACTIVE, OPEN_TIMEOUT, RESERVATION_START, RESERVATION_END = range(5)
+TIMER_NAMES = (
+    "max_ttl",
+    "interactive_timeout",
+    "open_timeout",
+    "reservation_start",
+    "reservation_end",
+)
+
+
+class Policy:
+    """Scheduling state of every backend, and the rules that move it."""
+
+    def __init__(self, settings: Settings, *, record: bool = True) -> None:
+        self.settings = settings
+        self.backends: dict[str, Backend] = {}
+        self.reservations: dict[str, Reservation] = {}
+        self.sessions: dict[str, Session] = {}
+        self.jobs: dict[str, Job] = {}
+        self.shares: dict[str, float] = {}
+        self.usage = UsageLedger(settings.usage_window)
+        self.now: int | None = None
+        self.last_activity: int | None = None  # last job start/end or live timer fired
+        self.record = record
+        self.events: list[Event] = []
+        self.started: list[Job] | None = None  # when a list, every started job is appended
+        self.job_seq = 0
+        self.session_seq = 0
+        self._order: list[Backend] = []  # backends by name: the order they pick in
+        self._queues: dict[str, BackendQueues] = {}
+        self._timers: list[tuple[int, int, int, object]] = []
+        self._ends: list[tuple[int, str, int, Job]] = []
+        self._bound: dict[str, list[Session]] = {}
+        if record:
+            self.usage.new = []
+
+    # ----------------------------------------------------------------- set-up
+    def add_backend(self, backend: Backend) -> None:
+        self.backends[backend.name] = backend
+        self._order = sorted(self.backends.values(), key=lambda b: b.name)
+        self._queues[backend.name] = BackendQueues()
+
+    def add_reservation(self, reservation: Reservation) -> None:
+        if reservation.backend not in self.backends:
+            raise ValueError(f"reservation {reservation.id}: unknown backend")
+        self.reservations[reservation.id] = reservation
+        if not reservation.started:
+            self._push_timer(reservation.start, RESERVATION_START, reservation)
+        elif not reservation.ended:
+            self.backends[reservation.backend].reservation = reservation
+        if not reservation.ended:
+            self._push_timer(reservation.end, RESERVATION_END, reservation)
+
+    def set_share(self, node: str, share: float) -> None:
+        self.shares[node] = share
+
+    def restore(
+        self,
+        sessions: Iterable[Session],
+        jobs: Iterable[Job],
+        holds: dict[str, tuple[str, int]] | None = None,
+    ) -> None:
+        """Index sessions and queued or running jobs loaded from storage."""
+        for session in sessions:
+            self.sessions[session.id] = session
+            self.session_seq = max(self.session_seq, session.seq)
+            if session.state == CLOSED:
+                continue
+            backend = self.backends[session.backend]
+            if session.state == ACTIVE:
+                backend.active_session = session
+            if session.bound_reservation is not None:
+                self._bound.setdefault(session.bound_reservation, []).append(session)
+            self._arm_session_timers(session)
+        for job in sorted(jobs, key=lambda j: j.key):
+            self.jobs[job.id] = job
+            self.job_seq = max(self.job_seq, job.seq)
+            if job.status == QUEUED:
+                self._enqueue(job)
+            elif job.status == RUNNING:
+                self.backends[job.backend].running = job
+                self._schedule_end(job)
+        for name, (session_id, since) in (holds or {}).items():
+            backend = self.backends[name]
+            backend.hold_session = self.sessions[session_id]
+            backend.hold_since = since
+
+    def _arm_session_timers(self, session: Session) -> None:
+        if session.ttl_deadline is not None:
+            self._push_timer(session.ttl_deadline, MAX_TTL, session)
+        if session.interactive_deadline is not None:
+            self._push_timer(session.interactive_deadline, INTERACTIVE, session)
+        if session.open_deadline is not None:
+            self._push_timer(session.open_deadline, OPEN_TIMEOUT, session)
+
+    # ------------------------------------------------------------------- time
+    def run_instant(self, t: int, actions: Sequence[m.Action] = ()) -> list[Outcome]:
+        """Bring the state to instant `t` and apply `actions` there, in order."""
+        self._process_until(t)
+        self.now = t
+        self._finish_due(t)
+        outcomes = [self._apply(action, t) for action in actions]
+        self._settle(t)
+        return outcomes
+
+    def next_due(self) -> int | None:
+        """The next instant at which a job ends or a live timer fires."""
+        ends = self._ends
+        while ends and not self._end_is_live(ends[0]):
+            heappop(ends)
+        timers = self._timers
+        while timers and not self._timer_is_live(timers[0]):
+            heappop(timers)
+        due = [heap[0][0] for heap in (ends, timers) if heap]
+        return min(due) if due else None
+
+    def _process_until(self, t: int) -> None:
+        while (due := self.next_due()) is not None and due < t:
+            self.now = due
+            self._finish_due(due)
+            self._settle(due)
+
+    def _settle(self, t: int) -> None:
+        """Steps 3 and 4 of an instant, repeated with step 1 while more is due at `t`."""
+        while True:
+            self._fire_timers(t)
+            self._pick(t)
+            ends, timers = self._ends, self._timers
+            if not ((ends and ends[0][0] <= t) or (timers and timers[0][0] <= t)):
+                return
+            self._finish_due(t)
+
+    def _touch(self, t: int) -> None:
+        if self.last_activity is None or t > self.last_activity:
+            self.last_activity = t
+
+    def _log(self, t: int, kind: str, subject: object, **detail: object) -> None:
+        if self.record:
+            self.events.append(Event(t, kind, subject, detail))
+
+    # ---------------------------------------------------------------- actions
+    def _apply(self, action: m.Action, t: int) -> Outcome:
+        if isinstance(action, m.Submit):
+            return self._submit(action, t)
+        if isinstance(action, m.CreateSession):
+            if action.backend not in self.backends:
+                return Outcome(False, m.UNKNOWN_BACKEND)
+            session = self._new_session(
+                action.session, action.backend, action.instance, t, action.mode, action.max_ttl
+            )
+            return Outcome(True, warnings=self._reservation_warnings(session, t))
+        if isinstance(action, m.CancelJob):
+            self._cancel_job(action.job, t)
+        elif isinstance(action, m.FinishJob):
+            job = self.jobs.get(action.job)
+            if job is not None and job.status == RUNNING:
+                self._end_job(job, t, action.status, action.error)
+        elif isinstance(action, m.CloseSession):
+            self._close_session(action.session, t)
+        elif isinstance(action, m.CancelSession):
+            cancelled = self.sessions.get(action.session)
+            if cancelled is not None and cancelled.state != CLOSED:
+                self._close(cancelled, t, m.CLOSED_CANCELLED, CANCELLED, m.SESSION_CANCELLED)
+        elif isinstance(action, m.SetBackendStatus):
+            self._set_backend_status(action.backend, action.status, t)
+        else:  # pragma: no cover - the Action union is closed
+            raise TypeError(f"unknown action {action!r}")
+        return m.ACCEPTED
+
+    def _submit(self, a: m.Submit, t: int) -> Outcome:
+        if a.backend not in self.backends:
+            return Outcome(False, m.UNKNOWN_BACKEND)
+        session = None
+        if not a.start_session and a.session is not None:
+            session = self.sessions.get(a.session)
+            if session is None:
+                return Outcome(False, m.UNKNOWN_SESSION)
+            if session.backend != a.backend:
+                return Outcome(False, m.BACKEND_MISMATCH)
+            if session.instance != a.instance:
+                return Outcome(False, m.INSTANCE_MISMATCH)
+            if session.state == CLOSED or not session.accepting_jobs:
+                return Outcome(False, m.SESSION_CLOSED)
+        if a.job in self.jobs:
+            raise ValueError(f"job {a.job!r} exists already")
+        warnings: tuple[ReservationWarning, ...] = ()
+        if a.start_session:
+            if a.session is None:
+                raise ValueError("start_session needs a session id")
+            session = self._new_session(a.session, a.backend, a.instance, t, a.mode, None)
+        self.job_seq += 1
+        job = Job(
+            a.job, a.instance, a.backend, t, self.job_seq, a.duration, a.max_execution_time, session
+        )
+        self.jobs[job.id] = job
+        self._log(t, "job_submitted", job)
+        if session is not None:
+            if session.max_ttl is None:  # the first job accepted fixes the max TTL
+                requested = a.max_execution_time
+                limit = self.settings.system_max_ttl
+                session.max_ttl = limit if requested is None else min(limit, requested)
+                self._log(t, "session_max_ttl", session, max_ttl=session.max_ttl)
+                if a.start_session:
+                    warnings = self._reservation_warnings(session, t)
+            if session.interactive_deadline is not None:  # submitted in time: stays active
+                session.interactive_deadline = None
+                self._log(t, "interactive_timeout_cancelled", session)
+        self._enqueue(job)
+        return Outcome(True, warnings=warnings)
+
+    def _new_session(
+        self, sid: str, backend: str, instance: str, t: int, mode: str, max_ttl: int | None
+    ) -> Session:
+        if sid in self.sessions:
+            raise ValueError(f"session {sid!r} exists already")
+        settings = self.settings
+        self.session_seq += 1
+        interactive = (
+            settings.batch_interactive_ttl if mode == m.BATCH else settings.interactive_ttl
+        )
+        session = Session(
+            sid,
+            backend,
+            instance,
+            t,
+            self.session_seq,
+            interactive,
+            mode,
+            max_ttl=None if max_ttl is None else min(settings.system_max_ttl, max_ttl),
+            open_deadline=t + settings.open_timeout,
+        )
+        session.history.append((t, OPEN))
+        self.sessions[sid] = session
+        self._push_timer(t + settings.open_timeout, OPEN_TIMEOUT, session)
+        self._log(t, "session_created", session)
+        return session
+
+    def _reservation_warnings(self, session: Session, t: int) -> tuple[ReservationWarning, ...]:
+        horizon = t + (session.max_ttl or self.settings.system_max_ttl)
+        return tuple(
+            ReservationWarning(r.id, r.start, r.end, r.start <= t)
+            for r in self.reservations.values()
+            if r.backend == session.backend
+            and r.instance == session.instance
+            and t < r.end
+            and r.start < horizon
+        )
+
+    def _cancel_job(self, job_id: str, t: int) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return
+        if job.status == RUNNING:
+            self._end_job(job, t, CANCELLED, None)
+        elif job.status == QUEUED:
+            self._drop_queued(job, t, CANCELLED, None)
+            session = job.session
+            if session is not None and session.state != CLOSED:
+                self._session_idle(session, t)
+
+    def _close_session(self, session_id: str, t: int) -> None:
+        session = self.sessions.get(session_id)
+        if session is None or session.state == CLOSED or not session.accepting_jobs:
+            return
+        session.accepting_jobs = False
+        self._log(t, "session_closing", session)
+        self._session_idle(session, t)
+
+    def _set_backend_status(self, name: str, status: str, t: int) -> None:
+        backend = self.backends.get(name)
+        if backend is None or backend.status == status:
+            return
+        backend.status = status
+        self._log(t, "backend_status", backend, status=status)
+        self._update_hold(backend, t)
+
+    # ----------------------------------------------------------------- queues
+    def _enqueue(self, job: Job) -> None:
+        queues = self._queues[job.backend]
+        project = queues.project(job.instance)
+        session = job.session
+        if session is None:
+            project.loose.append(job)
+            queues.adjust(job.instance, 1)
+            return
+        session.queue.append(job)
+        session.queued_count += 1
+        project.sessions[session.id] = session
+        if session.state in WAITING_STATES:
+            queues.adjust(job.instance, 1)
+
+    def _dequeue(self, job: Job) -> None:
+        """Take a job out of the queue indices (its status changes right after)."""
+        queues = self._queues[job.backend]
+        session = job.session
+        if session is None:
+            queues.adjust(job.instance, -1)
+            return
+        if session.state in WAITING_STATES:
+            queues.adjust(job.instance, -1)
+        session.queued_count -= 1
+        if session.queued_count == 0:
+            del queues.projects[job.instance].sessions[session.id]
+            session.queue.clear()
+
+    def _drop_queued(self, job: Job, t: int, status: str, error: str | None) -> None:
+        self._dequeue(job)
+        job.status = status
+        job.error = error
+        job.ended_at = t
+        self._log(t, "job_ended", job, status=status, error=error)
+
+    # ------------------------------------------------------------------ lanes
+    def _pick(self, t: int) -> None:
+        self.usage.expire(t)
+        for backend in self._order:
+            if backend.running is None and backend.status == ONLINE:
+                job, lane = self._choose(backend)
+                if job is not None:
+                    self._start(backend, job, lane, t)
+
+    def _choose(self, backend: Backend) -> tuple[Job | None, str]:
+        queues = self._queues[backend.name]
+        active = backend.active_session
+        reservation = backend.reservation
+        if reservation is not None:
+            project = queues.projects.get(reservation.instance)
+            if (
+                active is not None
+                and active.instance == reservation.instance
+                and active.queued_count
+            ):
+                return active.head(), m.RESERVATION
+            job = project.oldest(waiting_only=False) if project is not None else None
+            if job is not None:
+                return job, m.RESERVATION
+            if reservation.exclusive:
+                return None, m.RESERVATION
+        if active is not None:
+            if active.queued_count:
+                return active.head(), m.SESSION
+            if active.accepting_jobs:
+                return None, m.SESSION  # the session holds the backend
+        return self._fair_share(queues), m.FAIR_SHARE
+
+    def _fair_share(self, queues: BackendQueues) -> Job | None:
+        """Descend hub, group, project by lowest usage/share; ties to the oldest job."""
+        children = queues.children
+        totals = self.usage.totals
+        shares = self.shares
+        node = ROOT
+        for _level in range(3):
+            kids = children.get(node)
+            if not kids:
+                return None
+            if len(kids) == 1:
+                (node,) = kids
+                continue
+            best = inf
+            tied: list[str] = []
+            for kid in kids:
+                share = shares.get(kid, 1)
+                ratio = totals.get(kid, 0) / share if share > 0 else inf
+                if ratio < best or not tied:
+                    best, tied = ratio, [kid]
+                elif ratio == best:
+                    tied.append(kid)
+            node = tied[0] if len(tied) == 1 else min(tied, key=queues.oldest_key)
+        return queues.projects[node].oldest(waiting_only=True)
+
+    # ------------------------------------------------------------------- jobs
+    def _start(self, backend: Backend, job: Job, lane: str, t: int) -> None:
+        self._dequeue(job)
+        job.status = RUNNING
+        job.lane = lane
+        job.started_at = t
+        limit = backend.max_runtime
+        if limit is None:
+            limit = self.settings.backend_max_runtime
+        if job.max_execution_time is not None and job.max_execution_time < limit:
+            limit = job.max_execution_time
+        job.limit = limit
+        self._schedule_end(job)
+        backend.running = job
+        if self.started is not None:
+            self.started.append(job)
+        self._touch(t)
+        self._log(t, "job_started", job, lane=lane)
+        session = job.session
+        if session is not None and session.state != ACTIVE:
+            self._activate(backend, session, t)
+        self._update_hold(backend, t)
+
+    def _schedule_end(self, job: Job) -> None:
+        assert job.started_at is not None and job.limit is not None
+        run = job.limit if job.duration is None or job.duration > job.limit else job.duration
+        job.end_due = job.started_at + run
+        heappush(self._ends, (job.end_due, job.backend, job.seq, job))
+
+    def _end_is_live(self, entry: tuple[int, str, int, Job]) -> bool:
+        job = entry[3]
+        return job.status == RUNNING and job.end_due == entry[0]
+
+    def _finish_due(self, t: int) -> None:
+        """Step 1: jobs whose run ends at `t` finish (or fail at their runtime limit)."""
+        ends = self._ends
+        while ends and ends[0][0] <= t:
+            entry = heappop(ends)
+            if not self._end_is_live(entry):
+                continue
+            job = entry[3]
+            assert job.limit is not None
+            if job.duration is not None and job.duration <= job.limit:
+                self._end_job(job, entry[0], COMPLETED, None)
+            else:
+                self._end_job(job, entry[0], FAILED, m.MAX_EXECUTION_TIME_EXCEEDED)
+
+    def _end_job(self, job: Job, t: int, status: str, error: str | None) -> None:
+        backend = self.backends[job.backend]
+        if backend.running is job:
+            backend.running = None
+        assert job.started_at is not None
+        job.status = status
+        job.error = error
+        job.ended_at = t
+        job.end_due = None
+        self.usage.charge(job.instance, t - job.started_at, t, job)
+        self._touch(t)
+        self._log(t, "job_ended", job, status=status, error=error)
+        session = job.session
+        if session is not None and session.state != CLOSED:
+            self._session_idle(session, t)
+        self._update_hold(backend, t)
+
+    # --------------------------------------------------------------- sessions
+    def _session_idle(self, session: Session, t: int) -> None:
+        """A session job ended or was cancelled: close a closing session, or start
+        the interactive timeout when nothing of the session is left."""
+        if session.queued_count:
+            return
+        backend = self.backends[session.backend]
+        if backend.running is not None and backend.running.session is session:
+            return
+        if not session.accepting_jobs:
+            self._close(session, t, m.CLOSED_BY_USER)
+        elif session.state == ACTIVE and session.interactive_deadline is None:
+            session.interactive_deadline = t + session.interactive_ttl
+            self._push_timer(session.interactive_deadline, INTERACTIVE, session)
+            self._log(t, "interactive_timeout_started", session)
+
+    def _set_state(self, session: Session, state: str, t: int) -> None:
+        session.state = state
+        session.history.append((t, state))
+        self._log(t, "session_state", session, state=state)
+
+    def _activate(self, backend: Backend, session: Session, t: int) -> None:
+        other = backend.active_session
+        if other is not None and other is not session:
+            self._deactivate(backend, other, t)
+        self._queues[backend.name].adjust(session.instance, -session.queued_count)
+        if session.state == OPEN:
+            assert session.max_ttl is not None
+            session.open_deadline = None
+            session.ttl_deadline = t + session.max_ttl
+            self._push_timer(session.ttl_deadline, MAX_TTL, session)
+        self._set_state(session, ACTIVE, t)
+        backend.active_session = session
+        reservation = backend.reservation
+        if reservation is not None and reservation.instance == session.instance:
+            session.bound_reservation = reservation.id
+            self._bound.setdefault(reservation.id, []).append(session)
+            self._log(t, "session_bound", session, reservation=reservation.id)
+
+    def _deactivate(self, backend: Backend, session: Session, t: int) -> None:
+        session.interactive_deadline = None
+        self._set_state(session, m.INACTIVE, t)
+        backend.active_session = None
+        self._queues[backend.name].adjust(session.instance, session.queued_count)
+
+    def _close(
+        self,
+        session: Session,
+        t: int,
+        reason: str,
+        job_status: str = FAILED,
+        job_error: str | None = None,
+    ) -> None:
+        """Close a session for good; its queued jobs end with `job_status`."""
+        if session.queued_count:
+            for job in list(session.queue):
+                if job.status == QUEUED:
+                    self._drop_queued(job, t, job_status, job_error)
+        backend = self.backends[session.backend]
+        was_active = backend.active_session is session
+        if was_active:
+            backend.active_session = None
+        session.ttl_deadline = session.interactive_deadline = session.open_deadline = None
+        session.closed_reason = reason
+        self._set_state(session, CLOSED, t)
+        if was_active:
+            self._update_hold(backend, t)
+
+    def _update_hold(self, backend: Backend, t: int) -> None:
+        """Track the span an active session holds an idle online backend, and charge it."""
+        session = backend.active_session
+        if session is not None and (
+            backend.running is not None
+            or backend.status != ONLINE
+            or (
+                backend.reservation is not None
+                and backend.reservation.exclusive
+                and backend.reservation.instance != session.instance
+            )
+        ):
+            session = None
+        held = backend.hold_session
+        if session is held:
+            return
+        if held is not None:
+            assert backend.hold_since is not None
+            self.usage.charge(held.instance, t - backend.hold_since, t, held)
+            self._log(t, "hold_ended", backend, session=held.id, since=backend.hold_since)
+        backend.hold_session = session
+        backend.hold_since = t if session is not None else None
+        if session is not None:
+            self._log(t, "hold_started", backend, session=session.id)
+
+    # ----------------------------------------------------------------- timers
+    def _push_timer(self, due: int, kind: int, subject: object) -> None:
+        seq = subject.seq if isinstance(subject, Session) else 0
+        heappush(self._timers, (due, kind, seq, subject))
+
+    def _timer_is_live(self, entry: tuple[int, int, int, object]) -> bool:
+        due, kind, _, subject = entry
+        if kind == MAX_TTL:
+            assert isinstance(subject, Session)
+            return subject.state != CLOSED and subject.ttl_deadline == due
+        if kind == INTERACTIVE:
+            assert isinstance(subject, Session)
+            return subject.state == ACTIVE and subject.interactive_deadline == due
+        if kind == OPEN_TIMEOUT:
+            assert isinstance(subject, Session)
+            return subject.state == OPEN and subject.open_deadline == due
+        assert isinstance(subject, Reservation)
+        if kind == RESERVATION_START:
+            return not subject.started
+        return not subject.ended
+
+    def _fire_timers(self, t: int) -> None:
+        """Step 3: fire the live timers due at `t`, in the order of section 2.6."""
+        timers = self._timers
+        while timers and timers[0][0] <= t:
+            entry = heappop(timers)
+            if not self._timer_is_live(entry):
+                continue
+            _, kind, _, subject = entry
+            self._touch(t)
+            self._log(t, "timer_fired", subject, timer=TIMER_NAMES[kind])
+            if isinstance(subject, Session):
+                self._fire_session_timer(kind, subject, t)
+            else:
+                assert isinstance(subject, Reservation)
+                self._fire_reservation_timer(kind, subject, t)
+
+    def _fire_session_timer(self, kind: int, session: Session, t: int) -> None:
+        if kind == MAX_TTL:
+            self._close(session, t, m.CLOSED_EXPIRED, FAILED, m.SESSION_EXPIRED)
+        elif kind == INTERACTIVE:
+            backend = self.backends[session.backend]
+            self._deactivate(backend, session, t)
+            self._update_hold(backend, t)
+        else:
+            session.open_deadline = None
+            if session.queued_count == 0:
+                self._close(session, t, m.CLOSED_OPEN_TIMEOUT)
+
+    def _fire_reservation_timer(self, kind: int, reservation: Reservation, t: int) -> None:
+        backend = self.backends[reservation.backend]
+        if kind == RESERVATION_START:
+            reservation.started = True
+            backend.reservation = reservation
+        else:
+            reservation.ended = True
+            if backend.reservation is reservation:
+                backend.reservation = None
+            for session in self._bound.pop(reservation.id, []):
+                if session.state != CLOSED:
+                    self._close(session, t, m.CLOSED_RESERVATION_ENDED, FAILED, m.RESERVATION_ENDED)
+        self._update_hold(backend, t)

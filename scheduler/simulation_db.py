@@ -1,0 +1,156 @@
+"""`simulate --engine db`: the scenario driven through the database engine.
+
+Each instant is one `engine.step()` on a fake clock, exactly as the live
+scheduler runs it, in a scratch database created and dropped for the run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.db import connection
+from django.db.models import Sum
+from django.test.utils import setup_databases, teardown_databases
+
+from scheduler import engine, models
+from scheduler.clock import from_ticks, span_ticks, ticks_span, to_ticks
+from scheduler.policy import model as m
+from scheduler.simulation import FinalState, Scenario, simulate
+
+
+class DbEngine:
+    """Runs a scenario through `engine.step`, one transaction per instant."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self._next_due: int | None = None
+        self._last_activity: int | None = None
+        self._seed()
+
+    def _seed(self) -> None:
+        scenario = self.scenario
+        for backend in scenario.backends:
+            models.Backend.objects.create(
+                name=backend.name,
+                status=backend.status,
+                job_overhead=ticks_span(0),
+                shot_time=ticks_span(0),
+            )
+        for node, share in scenario.shares.items():
+            engine.instances_ensure(path=node)
+            models.Instance.objects.filter(path=node).update(share=share)
+        for instance in scenario.instances:
+            engine.instances_ensure(path=instance)
+        for instance, used in scenario.usage.items():
+            models.UsageCharge.objects.create(
+                instance=engine.instances_ensure(path=instance),
+                kind=models.UsageCharge.Kind.PRIOR,
+                microseconds=used,
+                ended_at=from_ticks(0),
+            )
+        backends = {b.name: b for b in models.Backend.objects.all()}
+        for r in scenario.reservations:
+            models.Reservation.objects.create(
+                backend=backends[r.backend],
+                instance=engine.instances_ensure(path=r.instance),
+                start=from_ticks(r.start),
+                end=from_ticks(r.end),
+                exclusive=r.exclusive,
+                note=r.id,
+            )
+        snapshot = engine.load(self.scenario.settings, 0)
+        self._next_due = snapshot.policy.next_due()
+
+    def run_instant(self, t: int, actions: Sequence[m.Action]) -> list[m.Outcome]:
+        result = engine.step(actions, at=from_ticks(t), settings=self.scenario.settings)
+        self._next_due = result.policy.next_due()
+        if result.policy.last_activity is not None:
+            self._last_activity = max(self._last_activity or 0, result.policy.last_activity)
+        return result.outcomes
+
+    def next_due(self) -> int | None:
+        return self._next_due
+
+    @property
+    def last_activity(self) -> int | None:
+        return self._last_activity
+
+    def final_state(self, end_time: int) -> FinalState:
+        sessions: dict[int, m.Session] = {}
+        for row in models.Session.objects.select_related("backend", "instance"):
+            session = m.Session(
+                row.uid,
+                row.backend.name,
+                row.instance.path,
+                to_ticks(row.created_at),
+                row.pk,
+                0,
+                row.mode,
+                row.state,
+                closed_reason=row.closed_reason or None,
+            )
+            sessions[row.pk] = session
+        for event in models.Event.objects.filter(
+            kind__in=["session_created", "session_state"]
+        ).order_by("id"):
+            state = m.OPEN if event.kind == "session_created" else event.detail["state"]
+            assert event.session_id is not None
+            sessions[event.session_id].history.append((to_ticks(event.at), state))
+        jobs = {
+            row.uid: m.Job(
+                row.uid,
+                row.instance.path,
+                row.backend.name,
+                to_ticks(row.submitted_at),
+                row.pk,
+                span_ticks(row.duration),
+                None,
+                sessions.get(row.session_id or 0),
+                row.status,
+                row.lane or None,
+                _ticks(row.started_at),
+                _ticks(row.ended_at),
+                row.error or None,
+            )
+            for row in models.Job.objects.select_related("backend", "instance")
+        }
+        starts: dict[str, list[tuple[int, str]]] = {}
+        for event in (
+            models.Event.objects.filter(kind="job_started")
+            .select_related("job", "backend")
+            .order_by("id")
+        ):
+            assert event.job is not None and event.backend is not None
+            starts.setdefault(event.backend.name, []).append((to_ticks(event.at), event.job.uid))
+        cutoff = from_ticks(end_time - self.scenario.settings.usage_window)
+        totals = dict(
+            models.UsageCharge.objects.filter(ended_at__gt=cutoff)
+            .values("instance__path")
+            .annotate(total=Sum("microseconds"))
+            .values_list("instance__path", "total")
+        )
+        return FinalState(
+            jobs=jobs,
+            sessions={s.id: s for s in sessions.values()},
+            starts=starts,
+            usage=lambda instance: int(totals.get(instance, 0)),
+        )
+
+
+def _ticks(moment: Any) -> int | None:
+    return None if moment is None else to_ticks(moment)
+
+
+def run_on_scratch_database(scenario: Scenario) -> dict[str, Any]:
+    """Simulate on a fresh database of the configured kind, dropped afterwards."""
+    test_settings = django_settings.DATABASES["default"].setdefault("TEST", {})
+    if connection.vendor != "sqlite":
+        test_settings["NAME"] = f"qdash_simulate_{os.getpid()}"
+    old = setup_databases(verbosity=0, interactive=False, aliases={"default": 1})
+    try:
+        return simulate(scenario, DbEngine(scenario))
+    finally:
+        teardown_databases(old, verbosity=0)

@@ -1,0 +1,1 @@
+"""Shared test setup. Fixtures that build state use factories."""
