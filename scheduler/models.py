@@ -32,7 +32,7 @@ class Backend(models.Model):
     job_overhead = models.DurationField(help_text="Modeled QPU time every job costs.")
     shot_time = models.DurationField(help_text="Modeled QPU time of one shot of one circuit.")
     description = models.CharField(max_length=200, blank=True)
-    # The span the active session holds this backend idle (DESIGN.md 2.5).
+    # The span the active session holds this backend idle (docs/rules.md).
     hold_session = models.ForeignKey(
         "Session", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -206,7 +206,7 @@ class Job(models.Model):
 
 
 class UsageCharge(models.Model):
-    """One run or hold, charged to an instance when it ended (DESIGN.md 2.5)."""
+    """One run or hold, charged to an instance when it ended (docs/rules.md)."""
 
     class Kind(models.TextChoices):
         RUN = "run"

@@ -1,4 +1,4 @@
-"""Virtual-clock driver over the policy: `manage.py simulate` (SCENARIOS.md).
+"""Virtual-clock driver over the policy: `manage.py simulate` (docs/simulate.md).
 
 A scenario is validated into policy actions with times in microseconds, then
 replayed instant by instant through an engine: `MemoryEngine` (the pure policy)
@@ -425,7 +425,7 @@ def write_trace(
     refused: Mapping[str, tuple[int, m.Submit, str]],
     end_time: int,
 ) -> dict[str, Any]:
-    """The trace document of SCENARIOS.md."""
+    """The trace document of docs/simulate.md."""
     jobs: dict[str, Any] = {}
     for _, action in scenario.events:
         if not isinstance(action, m.Submit):

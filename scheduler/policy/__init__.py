@@ -1,4 +1,4 @@
-"""Pure scheduling rules (DESIGN.md section 2): state in, decisions out.
+"""Pure scheduling rules (docs/rules.md): state in, decisions out.
 
 Nothing here imports Django, reads a clock or does I/O. The vocabulary (states,
 lanes, error codes, actions) lives in `scheduler.policy.model`.

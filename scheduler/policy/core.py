@@ -1,8 +1,8 @@
-"""The scheduling rules of DESIGN.md section 2 as a pure state machine.
+"""The scheduling rules of docs/rules.md as a pure state machine.
 
 `Policy.run_instant(t, actions)` is the only way time moves: it processes every
 instant before `t` that has something due, then the instant `t` itself in the
-order of section 2.6. No clock, no I/O: callers bring the time and the state.
+order of "One instant" in docs/rules.md. No clock, no I/O: callers bring the time and the state.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .model import (
 )
 from .queues import ROOT, BackendQueues, UsageLedger
 
-# Timer kinds, in the order timers due at one instant fire (section 2.6).
+# Timer kinds, in the order timers due at one instant fire (docs/rules.md, "One instant").
 MAX_TTL, INTERACTIVE, OPEN_TIMEOUT, RESERVATION_START, RESERVATION_END = range(5)
 TIMER_NAMES = (
     "max_ttl",
@@ -349,14 +349,13 @@ class Policy:
 
     # ------------------------------------------------------------------ lanes
     def _pick(self, t: int) -> None:
-        self.usage.expire(t)
         for backend in self._order:
             if backend.running is None and backend.status == ONLINE:
-                job, lane = self._choose(backend)
+                job, lane = self._choose(backend, t)
                 if job is not None:
                     self._start(backend, job, lane, t)
 
-    def _choose(self, backend: Backend) -> tuple[Job | None, str]:
+    def _choose(self, backend: Backend, t: int) -> tuple[Job | None, str]:
         queues = self._queues[backend.name]
         active = backend.active_session
         reservation = backend.reservation
@@ -378,6 +377,7 @@ class Policy:
                 return active.head(), m.SESSION
             if active.accepting_jobs:
                 return None, m.SESSION  # the session holds the backend
+        self.usage.expire(t)
         return self._fair_share(queues), m.FAIR_SHARE
 
     def _fair_share(self, queues: BackendQueues) -> Job | None:
@@ -584,7 +584,7 @@ class Policy:
         return not subject.ended
 
     def _fire_timers(self, t: int) -> None:
-        """Step 3: fire the live timers due at `t`, in the order of section 2.6."""
+        """Step 3: fire the live timers due at `t`, in their fixed order."""
         timers = self._timers
         while timers and timers[0][0] <= t:
             entry = heappop(timers)

@@ -1,4 +1,4 @@
-"""Queue position and estimated start (DESIGN.md 2.7): replay the rules forward."""
+"""Queue position and estimated start (docs/rules.md): replay the rules forward."""
 
 from __future__ import annotations
 

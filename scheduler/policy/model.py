@@ -1,4 +1,4 @@
-"""Entities and vocabulary of the scheduling rules (DESIGN.md section 2).
+"""Entities and vocabulary of the scheduling rules (docs/rules.md).
 
 Times are plain integers in one unit chosen by the caller (qdash uses
 microseconds), so the rules compare and add them exactly.
@@ -218,7 +218,7 @@ Action = (
 
 @dataclass(frozen=True, slots=True)
 class ReservationWarning:
-    """A new session that a reservation of its instance may bind (DESIGN.md 2.3)."""
+    """A new session that a reservation of its instance may bind (docs/rules.md)."""
 
     reservation: str
     start: int

@@ -14,7 +14,7 @@ class Command(BaseCommand):
     help = "Replay a scheduling scenario on a virtual clock and write its trace."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("scenario", help="scenario JSON file (see SCENARIOS.md)")
+        parser.add_argument("scenario", help="scenario JSON file (see docs/simulate.md)")
         parser.add_argument("--out", required=True, help="where to write the trace JSON")
         parser.add_argument(
             "--engine",
