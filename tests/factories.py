@@ -1,0 +1,40 @@
+"""Model factories for tests."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import factory
+from django.contrib.auth import get_user_model
+
+from scheduler import models
+from scheduler.engine import instances_ensure
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.PostGenerationMethodCall("set_password", "pw")
+
+
+class BackendFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = models.Backend
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"sim_{n}")
+    num_qubits = 5
+    job_overhead = timedelta(seconds=1)
+    shot_time = timedelta(microseconds=100)
+
+
+def instance(path: str, share: float = 1.0) -> models.Instance:
+    """The instance-tree node at `path` (ancestors created), with its share."""
+    node = instances_ensure(path=path)
+    if node.share != share:
+        node.share = share
+        node.save(update_fields=["share"])
+    return node
