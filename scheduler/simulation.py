@@ -12,19 +12,20 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, Literal, NotRequired, Protocol
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    TypeAdapter,
     ValidationError,
-    model_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from .policy import Policy
 from .policy import model as m
@@ -58,99 +59,87 @@ def to_seconds(us: int | None) -> int | float | None:
     return us // US if us % US == 0 else us / US
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True)
+# The file's shape, validated in one pass by pydantic (TypedDicts keep it fast
+# for million-event files); the checks that relate fields follow in `_build`.
+@with_config(ConfigDict(extra="ignore"))
+class SettingsSpec(TypedDict, total=False):
+    interactive_ttl: Seconds
+    system_max_ttl: Seconds
+    open_timeout: Seconds
+    usage_window: Seconds
+    backend_max_runtime: Seconds
 
 
-class SettingsSpec(_Spec):
-    interactive_ttl: Seconds = 60
-    system_max_ttl: Seconds = 28800
-    open_timeout: Seconds = 1800
-    usage_window: Seconds = 2419200
-    backend_max_runtime: Seconds = 10800
-
-
-class BackendSpec(_Spec):
+@with_config(ConfigDict(extra="ignore"))
+class BackendSpec(TypedDict):
     name: StrictStr
-    status: Literal["online", "paused"] = "online"
+    status: NotRequired[Literal["online", "paused"]]
 
 
-class ReservationSpec(_Spec):
+@with_config(ConfigDict(extra="ignore"))
+class ReservationSpec(TypedDict):
     id: StrictStr
     backend: StrictStr
     instance: Instance
     start: Time
     end: Time
-    exclusive: StrictBool = False
-
-    @model_validator(mode="after")
-    def _end_after_start(self) -> ReservationSpec:
-        if self.end <= self.start:
-            raise ValueError("end must be after start")
-        return self
+    exclusive: NotRequired[StrictBool]
 
 
-class SubmitSpec(_Spec):
+@with_config(ConfigDict(extra="ignore"))
+class SubmitSpec(TypedDict):
     job: StrictStr
     instance: Instance
     backend: StrictStr
     duration: Seconds
-    start_session: StrictBool = False
-    session: StrictStr | None = None
-    max_execution_time: Seconds | None = None
-
-    @model_validator(mode="after")
-    def _session_named(self) -> SubmitSpec:
-        if self.start_session and self.session is None:
-            raise ValueError("start_session needs a session name")
-        return self
+    start_session: NotRequired[StrictBool]
+    session: NotRequired[StrictStr | None]
+    max_execution_time: NotRequired[Seconds | None]
 
 
-class CreateSessionSpec(_Spec):
+@with_config(ConfigDict(extra="ignore"))
+class CreateSessionSpec(TypedDict):
     session: StrictStr
     instance: Instance
     backend: StrictStr
-    max_ttl: Seconds | None = None
+    max_ttl: NotRequired[Seconds | None]
 
 
-class BackendStatusSpec(_Spec):
+@with_config(ConfigDict(extra="ignore"))
+class BackendStatusSpec(TypedDict):
     backend: StrictStr
     status: Literal["online", "paused"]
 
 
-class EventSpec(_Spec):
+@with_config(ConfigDict(extra="forbid"))
+class EventSpec(TypedDict):
     at: Seconds
-    submit: SubmitSpec | None = None
-    create_session: CreateSessionSpec | None = None
-    cancel_job: StrictStr | None = None
-    close_session: StrictStr | None = None
-    cancel_session: StrictStr | None = None
-    backend_status: BackendStatusSpec | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_kind(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            kinds = [key for key in data if key != "at"]
-            unknown = [key for key in kinds if key not in EVENT_KINDS]
-            if unknown:
-                raise ValueError(f"unknown event kind {unknown[0]!r}")
-            if len(kinds) != 1:
-                raise ValueError(f"needs exactly one of {', '.join(EVENT_KINDS)}")
-        return data
-
-    @property
-    def kind(self) -> str:
-        return next(kind for kind in EVENT_KINDS if getattr(self, kind) is not None)
+    submit: NotRequired[SubmitSpec]
+    create_session: NotRequired[CreateSessionSpec]
+    cancel_job: NotRequired[StrictStr]
+    close_session: NotRequired[StrictStr]
+    cancel_session: NotRequired[StrictStr]
+    backend_status: NotRequired[BackendStatusSpec]
 
 
-class ScenarioSpec(_Spec):
-    settings: SettingsSpec = SettingsSpec()
+@with_config(ConfigDict(extra="ignore"))
+class ScenarioSpec(TypedDict):
+    settings: NotRequired[SettingsSpec]
     backends: list[BackendSpec]
-    shares: dict[str, Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]] = {}
-    usage: dict[Instance, Seconds] = {}
-    reservations: list[ReservationSpec] = []
-    events: list[EventSpec] = []
+    shares: NotRequired[dict[str, Seconds]]
+    usage: NotRequired[dict[Instance, Seconds]]
+    reservations: NotRequired[list[ReservationSpec]]
+    events: NotRequired[list[EventSpec]]
+
+
+SCENARIO = TypeAdapter(ScenarioSpec)
+SETTING_DEFAULTS: dict[str, float] = {
+    "interactive_ttl": 60,
+    "system_max_ttl": 28800,
+    "open_timeout": 1800,
+    "usage_window": 2419200,
+    "backend_max_runtime": 10800,
+}
 
 
 @dataclass(frozen=True)
@@ -168,17 +157,26 @@ class Scenario:
 
 def _error_line(error: ValidationError) -> str:
     first = error.errors()[0]
+    loc = list(first["loc"])
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":  # only events forbid extra keys
+        message = f"unknown event kind {loc.pop()!r}"
+    elif first["type"] == "string_pattern_mismatch":
+        message = "must be hub/group/project"
+    return f"{_where(loc)}: {message}"
+
+
+def _where(loc: Sequence[int | str]) -> str:
     where = ""
-    for part in first["loc"]:
+    for part in loc:
         where += f"[{part}]" if isinstance(part, int) else (f".{part}" if where else str(part))
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{where or 'scenario'}: {message}"
+    return where or "scenario"
 
 
 def parse_scenario(raw: bytes | str) -> Scenario:
     """Validate a scenario document; raise ScenarioError naming the bad field."""
     try:
-        spec = ScenarioSpec.model_validate_json(raw)
+        spec = SCENARIO.validate_json(raw)
     except ValidationError as error:
         raise ScenarioError(_error_line(error)) from None
     return _build(spec)
@@ -201,66 +199,75 @@ def _check_unique(names: Iterable[tuple[str, str]], what: str) -> None:
 
 
 def _build(spec: ScenarioSpec) -> Scenario:
-    backends = {b.name for b in spec.backends}
-    _check_unique(((f"backends[{i}].name", b.name) for i, b in enumerate(spec.backends)), "backend")
+    backends = {b["name"] for b in spec["backends"]}
+    reservations = spec.get("reservations", [])
+    events = spec.get("events", [])
     _check_unique(
-        ((f"reservations[{i}].id", r.id) for i, r in enumerate(spec.reservations)), "reservation"
+        ((f"backends[{i}].name", b["name"]) for i, b in enumerate(spec["backends"])), "backend"
     )
-    for i, r in enumerate(spec.reservations):
-        if r.backend not in backends:
-            raise ScenarioError(f"reservations[{i}].backend: unknown backend {r.backend!r}")
-    _check_overlaps(spec.reservations)
-    jobs, sessions = [], []
-    for i, event in enumerate(spec.events):
-        if event.submit is not None:
-            jobs.append((f"events[{i}].submit.job", event.submit.job))
-            if event.submit.start_session:
-                sessions.append((f"events[{i}].submit.session", event.submit.session or ""))
-        elif event.create_session is not None:
-            sessions.append((f"events[{i}].create_session.session", event.create_session.session))
-            if event.create_session.backend not in backends:
-                raise ScenarioError(
-                    f"events[{i}].create_session.backend: unknown backend "
-                    f"{event.create_session.backend!r}"
-                )
-        elif event.backend_status is not None and event.backend_status.backend not in backends:
-            raise ScenarioError(
-                f"events[{i}].backend_status.backend: unknown backend "
-                f"{event.backend_status.backend!r}"
-            )
-    _check_unique(jobs, "job")
-    _check_unique(sessions, "session")
-    s = spec.settings
+    _check_unique(
+        ((f"reservations[{i}].id", r["id"]) for i, r in enumerate(reservations)), "reservation"
+    )
+    for i, r in enumerate(reservations):
+        if r["backend"] not in backends:
+            raise ScenarioError(f"reservations[{i}].backend: unknown backend {r['backend']!r}")
+        if r["end"] <= r["start"]:
+            raise ScenarioError(f"reservations[{i}].end: must be after start")
+    _check_overlaps(reservations)
+    actions = [_event_action(i, event, backends) for i, event in enumerate(events)]
+    _check_unique(
+        (
+            (f"events[{i}].submit.job", a.job)
+            for i, a in enumerate(actions)
+            if isinstance(a, m.Submit)
+        ),
+        "job",
+    )
+    _check_unique(_created_sessions(actions), "session")
+    s = dict(SETTING_DEFAULTS)
+    s.update(spec.get("settings", {}))  # type: ignore[arg-type]  # a TypedDict of floats
     settings = m.Settings(
-        interactive_ttl=to_us(s.interactive_ttl),
-        batch_interactive_ttl=to_us(s.interactive_ttl),
-        system_max_ttl=to_us(s.system_max_ttl),
-        open_timeout=to_us(s.open_timeout),
-        usage_window=to_us(s.usage_window),
-        backend_max_runtime=to_us(s.backend_max_runtime),
+        interactive_ttl=to_us(s["interactive_ttl"]),
+        batch_interactive_ttl=to_us(s["interactive_ttl"]),
+        system_max_ttl=to_us(s["system_max_ttl"]),
+        open_timeout=to_us(s["open_timeout"]),
+        usage_window=to_us(s["usage_window"]),
+        backend_max_runtime=to_us(s["backend_max_runtime"]),
     )
-    timed = sorted(
-        ((to_us(e.at), i, _action(e)) for i, e in enumerate(spec.events)),
-        key=lambda item: (item[0], item[1]),
-    )
+    order = sorted(range(len(events)), key=lambda i: events[i]["at"])  # stable: file order kept
     return Scenario(
         settings=settings,
-        backends=[m.Backend(b.name, b.status) for b in spec.backends],
-        shares=dict(spec.shares),
-        usage={instance: to_us(used) for instance, used in spec.usage.items()},
+        backends=[m.Backend(b["name"], b.get("status", m.ONLINE)) for b in spec["backends"]],
+        shares=dict(spec.get("shares", {})),
+        usage={instance: to_us(used) for instance, used in spec.get("usage", {}).items()},
         reservations=[
-            m.Reservation(r.id, r.backend, r.instance, to_us(r.start), to_us(r.end), r.exclusive)
-            for r in spec.reservations
+            m.Reservation(
+                r["id"],
+                r["backend"],
+                r["instance"],
+                to_us(r["start"]),
+                to_us(r["end"]),
+                r.get("exclusive", False),
+            )
+            for r in reservations
         ],
-        events=[(at, action) for at, _, action in timed],
-        instances=_named_instances(spec),
+        events=[(to_us(events[i]["at"]), actions[i]) for i in order],
+        instances=_named_instances(spec, actions),
     )
+
+
+def _created_sessions(actions: Sequence[m.Action]) -> Iterable[tuple[str, str]]:
+    for i, a in enumerate(actions):
+        if isinstance(a, m.CreateSession):
+            yield f"events[{i}].create_session.session", a.session
+        elif isinstance(a, m.Submit) and a.start_session and a.session is not None:
+            yield f"events[{i}].submit.session", a.session
 
 
 def _check_overlaps(reservations: Sequence[ReservationSpec]) -> None:
     by_backend: dict[str, list[tuple[float, float, int]]] = {}
     for i, r in enumerate(reservations):
-        by_backend.setdefault(r.backend, []).append((r.start, r.end, i))
+        by_backend.setdefault(r["backend"], []).append((r["start"], r["end"], i))
     for windows in by_backend.values():
         windows.sort()
         for (_, end, i), (start, _, j) in zip(windows, windows[1:], strict=False):
@@ -271,45 +278,57 @@ def _check_overlaps(reservations: Sequence[ReservationSpec]) -> None:
                 )
 
 
-def _named_instances(spec: ScenarioSpec) -> list[str]:
-    names = dict.fromkeys(spec.usage)
-    names.update(dict.fromkeys(n for n in spec.shares if n.count("/") == 2))
-    names.update(dict.fromkeys(r.instance for r in spec.reservations))
-    for e in spec.events:
-        if e.submit is not None:
-            names[e.submit.instance] = None
-        elif e.create_session is not None:
-            names[e.create_session.instance] = None
+def _named_instances(spec: ScenarioSpec, actions: Sequence[m.Action]) -> list[str]:
+    names = dict.fromkeys(spec.get("usage", {}))
+    names.update(dict.fromkeys(n for n in spec.get("shares", {}) if n.count("/") == 2))
+    names.update(dict.fromkeys(r["instance"] for r in spec.get("reservations", [])))
+    names.update(
+        dict.fromkeys(a.instance for a in actions if isinstance(a, m.Submit | m.CreateSession))
+    )
     return list(names)
 
 
-def _optional_us(seconds: float | None) -> int | None:
+def _us(seconds: float | None) -> int | None:
     return None if seconds is None else to_us(seconds)
 
 
-def _action(event: EventSpec) -> m.Action:
-    if event.submit is not None:
-        s = event.submit
+def _event_action(i: int, event: EventSpec, backends: set[str]) -> m.Action:
+    """The policy action of one event, after the checks that relate its fields."""
+    kinds = [kind for kind in EVENT_KINDS if kind in event]
+    if len(kinds) != 1:
+        raise ScenarioError(f"events[{i}]: needs exactly one of {', '.join(EVENT_KINDS)}")
+    kind = kinds[0]
+    if "submit" in event:
+        s = event["submit"]
+        session = s.get("session")
+        if s.get("start_session", False) and session is None:
+            raise ScenarioError(f"events[{i}].submit.session: start_session needs a session name")
         return m.Submit(
-            s.job,
-            s.instance,
-            s.backend,
-            to_us(s.duration),
-            s.session,
-            s.start_session,
-            _optional_us(s.max_execution_time),
+            s["job"],
+            s["instance"],
+            s["backend"],
+            to_us(s["duration"]),
+            session,
+            s.get("start_session", False),
+            _us(s.get("max_execution_time")),
         )
-    if event.create_session is not None:
-        c = event.create_session
-        return m.CreateSession(c.session, c.instance, c.backend, _optional_us(c.max_ttl))
-    if event.cancel_job is not None:
-        return m.CancelJob(event.cancel_job)
-    if event.close_session is not None:
-        return m.CloseSession(event.close_session)
-    if event.cancel_session is not None:
-        return m.CancelSession(event.cancel_session)
-    assert event.backend_status is not None
-    return m.SetBackendStatus(event.backend_status.backend, event.backend_status.status)
+    if "create_session" in event:
+        c = event["create_session"]
+        _known_backend(backends, c["backend"], f"events[{i}].create_session.backend")
+        return m.CreateSession(c["session"], c["instance"], c["backend"], _us(c.get("max_ttl")))
+    if "backend_status" in event:
+        b = event["backend_status"]
+        _known_backend(backends, b["backend"], f"events[{i}].backend_status.backend")
+        return m.SetBackendStatus(b["backend"], b["status"])
+    name = event[kind]  # type: ignore[literal-required]
+    if kind == "cancel_job":
+        return m.CancelJob(name)
+    return m.CloseSession(name) if kind == "close_session" else m.CancelSession(name)
+
+
+def _known_backend(backends: set[str], name: str, where: str) -> None:
+    if name not in backends:
+        raise ScenarioError(f"{where}: unknown backend {name!r}")
 
 
 # ------------------------------------------------------------------ engines
@@ -477,4 +496,6 @@ def write_trace(
 
 
 def dump_trace(trace: Mapping[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(trace, indent=1) + "\n")
+    # Indented for reading; compact (and several times faster) for large traces.
+    indent = 1 if len(trace["jobs"]) <= 10_000 else None
+    Path(path).write_text(json.dumps(trace, indent=indent) + "\n")

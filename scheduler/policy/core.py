@@ -152,6 +152,9 @@ class Policy:
         return min(due) if due else None
 
     def _process_until(self, t: int) -> None:
+        ends, timers = self._ends, self._timers
+        if not ((ends and ends[0][0] < t) or (timers and timers[0][0] < t)):
+            return  # nothing (not even a stale entry) is due before t
         while (due := self.next_due()) is not None and due < t:
             self.now = due
             self._finish_due(due)
