@@ -325,9 +325,10 @@ class Policy:
             return
         session.queue.append(job)
         session.queued_count += 1
-        project.sessions[session.id] = session
         if session.state in WAITING_STATES:
             queues.adjust(job.instance, 1)
+            if session.queued_count == 1:
+                project.offer(session)
 
     def _dequeue(self, job: Job) -> None:
         """Take a job out of the queue indices (its status changes right after)."""
@@ -336,12 +337,14 @@ class Policy:
         if session is None:
             queues.adjust(job.instance, -1)
             return
-        if session.state in WAITING_STATES:
-            queues.adjust(job.instance, -1)
         session.queued_count -= 1
         if session.queued_count == 0:
-            del queues.projects[job.instance].sessions[session.id]
             session.queue.clear()
+        if session.state in WAITING_STATES:
+            queues.adjust(job.instance, -1)
+            if session.queued_count and session.head() is job:
+                session.queue.popleft()
+                queues.project(job.instance).offer(session)
 
     def _drop_queued(self, job: Job, t: int, status: str, error: str | None) -> None:
         self._dequeue(job)
@@ -363,14 +366,15 @@ class Policy:
         active = backend.active_session
         reservation = backend.reservation
         if reservation is not None:
-            project = queues.projects.get(reservation.instance)
             if (
                 active is not None
                 and active.instance == reservation.instance
                 and active.queued_count
             ):
                 return active.head(), m.RESERVATION
-            job = project.oldest(waiting_only=False) if project is not None else None
+            # Nothing of the instance is queued in the active session: the oldest of the rest.
+            project = queues.projects.get(reservation.instance)
+            job = project.oldest() if project is not None else None
             if job is not None:
                 return job, m.RESERVATION
             if reservation.exclusive:
@@ -406,7 +410,7 @@ class Policy:
                 elif ratio == best:
                     tied.append(kid)
             node = tied[0] if len(tied) == 1 else min(tied, key=queues.oldest_key)
-        return queues.projects[node].oldest(waiting_only=True)
+        return queues.projects[node].oldest()
 
     # ------------------------------------------------------------------- jobs
     def _start(self, backend: Backend, job: Job, lane: str, t: int) -> None:
@@ -515,7 +519,10 @@ class Policy:
         session.interactive_deadline = None
         self._set_state(session, m.INACTIVE, t)
         backend.active_session = None
-        self._queues[backend.name].adjust(session.instance, session.queued_count)
+        if session.queued_count:
+            queues = self._queues[backend.name]
+            queues.adjust(session.instance, session.queued_count)
+            queues.project(session.instance).offer(session)
 
     def _close(
         self,

@@ -10,10 +10,13 @@ from bisect import insort
 from collections import deque
 from collections.abc import Iterable
 from functools import lru_cache
+from heapq import heappop, heappush
+from itertools import count
 
 from .model import QUEUED, WAITING_STATES, Job, Session
 
 ROOT = ""
+_tickets = count()  # tie-breaker keeping heap entries comparable
 
 
 @lru_cache(maxsize=65536)
@@ -27,27 +30,43 @@ def tree_nodes(instance: str) -> tuple[str, str, str]:
 
 
 class ProjectQueue:
-    """Queued jobs of one instance on one backend."""
+    """Queued jobs of one instance on one backend, waiting for the fair-share lane.
 
-    __slots__ = ("loose", "sessions")
+    Jobs outside sessions wait in `loose`; sessions that are open or inactive
+    and have queued jobs wait in `waiting`, a heap keyed by their oldest job.
+    Both are trimmed lazily, so a pick never scans the queue.
+    """
+
+    __slots__ = ("loose", "waiting")
 
     def __init__(self) -> None:
-        self.loose: deque[Job] = deque()  # jobs outside sessions, oldest first
-        self.sessions: dict[str, Session] = {}  # sessions with queued jobs
+        self.loose: deque[Job] = deque()
+        self.waiting: list[tuple[tuple[int, int], int, Session]] = []
 
-    def oldest(self, *, waiting_only: bool) -> Job | None:
-        """Oldest queued job; with `waiting_only`, skip jobs of an active session."""
+    def offer(self, session: Session) -> None:
+        """Session `session` waits, or its oldest job changed while it waits."""
+        head = session.head()
+        if head is not None:
+            heappush(self.waiting, (head.key, next(_tickets), session))
+
+    def oldest(self) -> Job | None:
+        """Oldest job outside the backend's active session."""
         loose = self.loose
         while loose and loose[0].status != QUEUED:
             loose.popleft()
-        best = loose[0] if loose else None
-        for session in self.sessions.values():
-            if waiting_only and session.state not in WAITING_STATES:
-                continue
-            head = session.head()
-            if head is not None and (best is None or head.key < best.key):
-                best = head
-        return best
+        waiting = self.waiting
+        while waiting:
+            key, _, session = waiting[0]
+            head = session.head() if session.state in WAITING_STATES else None
+            if head is not None and head.key == key:
+                break
+            heappop(waiting)
+        if not waiting:
+            return loose[0] if loose else None
+        head = waiting[0][2].head()
+        if loose and loose[0].key < waiting[0][0]:
+            return loose[0]
+        return head
 
 
 class BackendQueues:
@@ -86,7 +105,7 @@ class BackendQueues:
     def oldest_key(self, node: str) -> tuple[int, int]:
         """Submission key of the oldest eligible job under a tree node."""
         if node.count("/") == 2:
-            job = self.projects[node].oldest(waiting_only=True)
+            job = self.projects[node].oldest()
             assert job is not None
             return job.key
         return min(self.oldest_key(child) for child in self.children[node])
