@@ -207,7 +207,7 @@ def _session_from_row(row: models.Session) -> m.Session:
 
 
 def _job_from_row(row: models.Job, session: m.Session | None) -> m.Job:
-    return m.Job(
+    job = m.Job(
         row.uid,
         row.instance.path,
         row.backend.name,
@@ -223,6 +223,8 @@ def _job_from_row(row: models.Job, session: m.Session | None) -> m.Job:
         row.error or None,
         span_ticks(row.runtime_limit),
     )
+    job.expected = span_ticks(row.expected_duration)
+    return job
 
 
 def _ticks(moment: datetime | None) -> int | None:
@@ -332,6 +334,7 @@ def _save_job(
             session_id=session_pks[job.session.id] if job.session is not None else None,
             submitted_at=from_ticks(job.submitted_at),
             duration=ticks_span(job.duration),
+            expected_duration=ticks_span(job.expected),
             max_execution_time=ticks_span(job.max_execution_time),
             **_job_columns(job),
             **extra.get(job.id, {}),

@@ -187,7 +187,14 @@ class Job(models.Model):
     submitted_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
-    duration = models.DurationField(null=True, blank=True, help_text="Modeled QPU time.")
+    duration = models.DurationField(
+        null=True,
+        blank=True,
+        help_text="Known run time (simulations); empty = runs until the executor reports.",
+    )
+    expected_duration = models.DurationField(
+        null=True, blank=True, help_text="Modeled QPU time, used for estimates."
+    )
     max_execution_time = models.DurationField(null=True, blank=True)
     runtime_limit = models.DurationField(null=True, blank=True)
     params = models.JSONField(default=dict, blank=True, help_text="Primitive inputs.")

@@ -232,6 +232,7 @@ class Policy:
         job = Job(
             a.job, a.instance, a.backend, t, self.job_seq, a.duration, a.max_execution_time, session
         )
+        job.expected = a.duration if a.expected is None else a.expected
         self.jobs[job.id] = job
         self._log(t, "job_submitted", job)
         if session is not None:
@@ -440,6 +441,10 @@ class Policy:
         run = job.limit if job.duration is None or job.duration > job.limit else job.duration
         job.end_due = job.started_at + run
         heappush(self._ends, (job.end_due, job.backend, job.seq, job))
+
+    def reschedule_end(self, job: Job) -> None:
+        """Recompute a running job's end after its duration became known."""
+        self._schedule_end(job)
 
     def _end_is_live(self, entry: tuple[int, str, int, Job]) -> bool:
         job = entry[3]

@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass
 
 from .core import Policy
-from .model import QUEUED
+from .model import QUEUED, RUNNING
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +30,11 @@ def estimate(policy: Policy, now: int) -> dict[str, Estimate]:
     replay.events = []
     replay.record = True
     replay.usage.new = None
+    start = max(now, policy.now) if policy.now is not None else now
+    _assume_modeled_durations(replay, start)
     order: dict[str, list[tuple[int, str]]] = {}
     pending = set(queued)
-    t: int | None = max(now, policy.now) if policy.now is not None else now
+    t: int | None = start
     while t is not None and pending:
         replay.run_instant(t)
         for event in replay.events:
@@ -47,3 +49,16 @@ def estimate(policy: Policy, now: int) -> dict[str, Estimate]:
         for position, (start, job_id) in enumerate(starts, 1):
             result[job_id] = Estimate(position, start)
     return result
+
+
+def _assume_modeled_durations(replay: Policy, now: int) -> None:
+    """Jobs that run until reported finished take their modeled time in the replay."""
+    for job in replay.jobs.values():
+        if job.duration is not None or job.expected is None:
+            continue
+        if job.status == QUEUED:
+            job.duration = job.expected
+        elif job.status == RUNNING and job.started_at is not None:
+            # Still running past its modeled end: assume it ends now.
+            job.duration = max(job.expected, now - job.started_at)
+            replay.reschedule_end(job)

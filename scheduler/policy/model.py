@@ -125,7 +125,7 @@ class Job:
     backend: str
     submitted_at: int
     seq: int
-    duration: int | None = None  # modeled run time; None = runs until reported finished
+    duration: int | None = None  # known run time; None = runs until reported finished
     max_execution_time: int | None = None
     session: Session | None = None
     status: str = QUEUED
@@ -135,6 +135,7 @@ class Job:
     error: str | None = None
     limit: int | None = None  # runtime limit fixed when the job starts
     end_due: int | None = None
+    expected: int | None = None  # modeled run time, for estimates when `duration` is unknown
     key: tuple[int, int] = (0, 0)
 
     def __post_init__(self) -> None:
@@ -170,6 +171,7 @@ class Submit:
     start_session: bool = False
     max_execution_time: int | None = None
     mode: str = DEDICATED  # for a session started by this job
+    expected: int | None = None  # modeled run time when `duration` is None
 
 
 @dataclass(frozen=True, slots=True)
