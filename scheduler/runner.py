@@ -1,0 +1,199 @@
+"""The live scheduler: steps the engine, executes started jobs, reports their end.
+
+`Scheduler` is a set of single-step methods a test can call one at a time on a
+fake clock; `scheduler_loop` drives it inside the server's event loop, waking
+at the next due instant, when a job's execution is ready, or when something
+sends a wake-up on the channel layer (`wake()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Protocol
+
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from django.db import close_old_connections
+
+from scheduler import engine, models
+from scheduler.clock import SystemClock, from_ticks, ticks_span
+from scheduler.policy import Policy
+from scheduler.policy import model as m
+
+log = logging.getLogger(__name__)
+WAKE_CHANNEL = "scheduler-wake"
+EXECUTION_FAILED = "execution_failed"
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Finish:
+    """An executed job waiting for the end of its modeled QPU time."""
+
+    at: datetime
+    status: str
+    error: str | None = None
+
+
+Execute = Callable[[str, dict], str]  # (program_id, params) -> encoded PrimitiveResult
+
+
+def _default_execute(program_id: str, params: dict) -> str:
+    from scheduler.executor import execute
+
+    return execute(program_id, params)
+
+
+class Scheduler:
+    """Runs the queue: one `tick()` applies everything due and hands out work."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        execute: Execute = _default_execute,
+        workers: int = 1,
+        inline: bool = False,
+    ) -> None:
+        self.clock = clock or SystemClock()
+        self.execute = execute
+        self.inline = inline  # execute in the ticking thread (tests)
+        self.on_ready: Callable[[], None] = lambda: None
+        self._pool = None if inline else ThreadPoolExecutor(workers, "qdash-executor")
+        self._executing: dict[str, Future[Finish] | None] = {}
+        self._finishes: dict[str, Finish] = {}
+        self._guard = threading.Lock()
+
+    def tick(self) -> datetime | None:
+        """Report finished jobs, apply what is due now, start executing new jobs.
+
+        Returns when the next tick is due (None: only a wake-up can bring work).
+        """
+        now = self.clock.now()
+        result = engine.step(self._due_finishes(now), at=now)
+        self._adopt(result.policy)
+        return self._next_wake(result.policy)
+
+    def _due_finishes(self, now: datetime) -> list[m.Action]:
+        with self._guard:
+            due = [uid for uid, finish in self._finishes.items() if finish.at <= now]
+            finishes = [(uid, self._finishes.pop(uid)) for uid in due]
+        for uid, _ in finishes:
+            self._executing.pop(uid, None)
+        return [m.FinishJob(uid, f.status, f.error) for uid, f in finishes]
+
+    def _adopt(self, policy: Policy) -> None:
+        """Execute every running job nobody executes yet (new, or left by a restart)."""
+        running = {j.id: j for j in policy.jobs.values() if j.status == m.RUNNING}
+        for uid in list(self._executing):
+            if uid not in running:  # cancelled, failed at its limit, session gone
+                self._executing.pop(uid)
+                with self._guard:
+                    self._finishes.pop(uid, None)
+        for uid, job in running.items():
+            if uid in self._executing or job.duration is not None:
+                continue
+            assert job.started_at is not None
+            end = from_ticks(job.started_at) + (ticks_span(job.expected) or timedelta(0))
+            if self._pool is None:
+                self._executing[uid] = None
+                self._finished(uid, self._run(uid, end))
+            else:
+                future = self._pool.submit(self._run, uid, end)
+                self._executing[uid] = future
+                future.add_done_callback(partial(self._collect, uid))
+
+    def _run(self, uid: str, end: datetime) -> Finish:
+        """Execute one job's primitive and keep the result (in an executor thread)."""
+        try:
+            row = models.Job.objects.only("program_id", "params", "result").get(uid=uid)
+            if row.result is None:
+                try:
+                    result = self.execute(row.program_id, row.params)
+                except Exception as error:  # noqa: BLE001 - any failure fails the job clearly
+                    log.info("job %s failed: %s", uid, error)
+                    models.Job.objects.filter(uid=uid, status=m.RUNNING).update(
+                        error_message=str(error)
+                    )
+                    return Finish(self.clock.now(), m.FAILED, EXECUTION_FAILED)
+                models.Job.objects.filter(uid=uid, status=m.RUNNING).update(result=result)
+            return Finish(max(end, self.clock.now()), m.COMPLETED)
+        finally:
+            if not self.inline:
+                close_old_connections()
+
+    def _collect(self, uid: str, future: Future[Finish]) -> None:
+        if not future.cancelled():
+            self._finished(uid, future.result())
+
+    def _finished(self, uid: str, finish: Finish) -> None:
+        with self._guard:
+            self._finishes[uid] = finish
+        self.on_ready()
+
+    def _next_wake(self, policy: Policy) -> datetime | None:
+        due = policy.next_due()
+        candidates = [from_ticks(due)] if due is not None else []
+        with self._guard:
+            candidates += [f.at for f in self._finishes.values()]
+        return min(candidates) if candidates else None
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def wake() -> None:
+    """Ask the scheduler to tick now (after a submission, a cancel, an admin change)."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.send)(WAKE_CHANNEL, {"type": "scheduler.wake"})
+
+
+async def scheduler_loop(scheduler: Scheduler, *, poll: float = 5.0) -> None:
+    """Tick whenever something is due or a wake-up arrives; at least every `poll` s."""
+    loop = asyncio.get_running_loop()
+    wakeup = asyncio.Event()
+
+    def ready() -> None:
+        loop.call_soon_threadsafe(wakeup.set)
+
+    scheduler.on_ready = ready
+    listener = asyncio.ensure_future(_listen(wakeup))
+    tick = sync_to_async(scheduler.tick, thread_sensitive=True)
+    try:
+        while True:
+            wakeup.clear()
+            try:
+                next_at = await tick()
+            except Exception:  # a failed step is rolled back; try again on the next tick
+                log.exception("scheduler tick failed")
+                next_at = None
+            timeout = poll
+            if next_at is not None:
+                timeout = min(poll, max(0.0, (next_at - scheduler.clock.now()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wakeup.wait(), timeout)
+    finally:
+        listener.cancel()
+        scheduler.shutdown()
+
+
+async def _listen(wakeup: asyncio.Event) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    while True:
+        await layer.receive(WAKE_CHANNEL)
+        wakeup.set()
