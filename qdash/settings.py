@@ -138,5 +138,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "qiskit": {"level": "WARNING"},
+        "stevedore": {"level": "WARNING"},
     },
 }

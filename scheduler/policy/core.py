@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from heapq import heappop, heappush
+from itertools import count
 from math import inf
 
 from . import model as m
@@ -65,7 +66,8 @@ class Policy:
         self.session_seq = 0
         self._order: list[Backend] = []  # backends by name: the order they pick in
         self._queues: dict[str, BackendQueues] = {}
-        self._timers: list[tuple[int, int, int, object]] = []
+        self._timers: list[tuple[int, int, int, int, object]] = []
+        self._timer_tickets = count()  # keeps entries of equal rank comparable
         self._ends: list[tuple[int, str, int, Job]] = []
         self._bound: dict[str, list[Session]] = {}
         if record:
@@ -580,10 +582,10 @@ class Policy:
     # ----------------------------------------------------------------- timers
     def _push_timer(self, due: int, kind: int, subject: object) -> None:
         seq = subject.seq if isinstance(subject, Session) else 0
-        heappush(self._timers, (due, kind, seq, subject))
+        heappush(self._timers, (due, kind, seq, next(self._timer_tickets), subject))
 
-    def _timer_is_live(self, entry: tuple[int, int, int, object]) -> bool:
-        due, kind, _, subject = entry
+    def _timer_is_live(self, entry: tuple[int, int, int, int, object]) -> bool:
+        due, kind, _, _, subject = entry
         if kind == MAX_TTL:
             assert isinstance(subject, Session)
             return subject.state != CLOSED and subject.ttl_deadline == due
@@ -605,7 +607,7 @@ class Policy:
             entry = heappop(timers)
             if not self._timer_is_live(entry):
                 continue
-            _, kind, _, subject = entry
+            _, kind, _, _, subject = entry
             self._touch(t)
             self._log(t, "timer_fired", subject, timer=TIMER_NAMES[kind])
             if isinstance(subject, Session):

@@ -1,0 +1,202 @@
+"""Demo data and demo traffic, so a fresh qdash shows queues moving."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import datetime, timedelta
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from scheduler import circuits, engine, models
+from scheduler.policy import model as m
+from scheduler.services import jobs_cancel, sessions_close
+from scheduler.submission import SubmissionError, jobs_submit, sessions_create
+
+log = logging.getLogger(__name__)
+
+BACKENDS = [
+    # name, qubits, per-job overhead (s), per-shot time (µs), description
+    ("sim_lima", 5, 2.0, 250, "5-qubit line, fast turnaround"),
+    ("sim_kyiv", 27, 4.0, 400, "27-qubit heavy-hex"),
+    ("sim_eagle", 127, 6.0, 600, "127-qubit heavy-hex"),
+]
+SHARES = {
+    "ibm-q": 3,
+    "partner": 1,
+    "ibm-q/open": 1,
+    "ibm-q/research": 2,
+    "ibm-q/open/main": 1,
+    "ibm-q/research/qec": 2,
+    "ibm-q/research/chem": 1,
+    "partner/lab": 1,
+    "partner/lab/alpha": 1,
+}
+USERS = {  # username: (password, staff, instances)
+    "admin": ("admin", True, ["ibm-q/open/main"]),
+    "alice": ("alice", False, ["ibm-q/research/qec", "ibm-q/open/main"]),
+    "bob": ("bob", False, ["ibm-q/research/chem"]),
+    "carol": ("carol", False, ["partner/lab/alpha"]),
+}
+
+
+@transaction.atomic
+def demo_load(*, now: datetime | None = None) -> None:
+    """Backends, an instance tree with unequal shares, users and two reservations."""
+    now = now or timezone.now()
+    for name, qubits, overhead, shot_us, description in BACKENDS:
+        models.Backend.objects.get_or_create(
+            name=name,
+            defaults={
+                "num_qubits": qubits,
+                "job_overhead": timedelta(seconds=overhead),
+                "shot_time": timedelta(microseconds=shot_us),
+                "description": description,
+            },
+        )
+    for path, share in SHARES.items():
+        node = engine.instances_ensure(path=path)
+        if node.share != share:
+            node.share = share
+            node.save(update_fields=["share"])
+    User = get_user_model()
+    for username, (password, staff, paths) in USERS.items():
+        user, created = User.objects.get_or_create(
+            username=username, defaults={"is_staff": staff, "is_superuser": staff}
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        for path in paths:
+            models.Instance.objects.get(path=path).members.add(user)
+    if not models.Reservation.objects.exists():
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        models.Reservation.objects.create(
+            backend=models.Backend.objects.get(name="sim_kyiv"),
+            instance=models.Instance.objects.get(path="partner/lab/alpha"),
+            start=hour + timedelta(minutes=30),
+            end=hour + timedelta(minutes=50),
+            note="partner lab calibration study",
+        )
+        models.Reservation.objects.create(
+            backend=models.Backend.objects.get(name="sim_lima"),
+            instance=models.Instance.objects.get(path="ibm-q/research/qec"),
+            start=hour + timedelta(hours=2),
+            end=hour + timedelta(hours=2, minutes=30),
+            exclusive=True,
+            note="QEC experiment, exclusive",
+        )
+
+
+class Traffic:
+    """A random mix of what researchers do: jobs, sessions both ways, bursts, cancels."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.sessions: list[tuple[models.Session, int]] = []  # open sessions, jobs left
+
+    def step(self) -> None:
+        """Do one thing a researcher might do."""
+        rng = self.rng
+        choice = rng.random()
+        try:
+            if self.sessions and choice < 0.45:
+                self._session_job()
+            elif choice < 0.55:
+                self._start_session()
+            elif choice < 0.60:
+                for _ in range(rng.randint(3, 6)):
+                    self._plain_job()
+            elif choice < 0.65:
+                self._cancel_one()
+            else:
+                self._plain_job()
+        except SubmissionError as error:
+            log.debug("demo traffic refused: %s", error.message)
+
+    def _member(self) -> tuple[models.Instance, AbstractBaseUser | None]:
+        node = self.rng.choice(
+            list(models.Instance.objects.filter(members__isnull=False).distinct())
+        )
+        return node, node.members.order_by("?").first()
+
+    def _backend(self) -> models.Backend:
+        return self.rng.choice(list(models.Backend.objects.all()))
+
+    def _params(self, backend: models.Backend) -> tuple[str, dict]:
+        rng = self.rng
+        width = rng.randint(2, min(backend.num_qubits, 12))
+        shots = rng.choice([1000, 2000, 4000, 8000])
+        if rng.random() < 0.2:
+            return "estimator", circuits.estimator_params(
+                circuits.ghz(width, measure=False), ["Z" * width], 0.02
+            )
+        return "sampler", circuits.sampler_params([circuits.ghz(width)], shots)
+
+    def _plain_job(self) -> None:
+        backend = self._backend()
+        node, user = self._member()
+        program, params = self._params(backend)
+        jobs_submit(owner=user, backend=backend, instance=node, program_id=program, params=params)
+
+    def _start_session(self) -> None:
+        backend = self._backend()
+        node, user = self._member()
+        if self.rng.random() < 0.5:
+            session, _ = sessions_create(owner=user, backend=backend, instance=node)
+        else:
+            program, params = self._params(backend)
+            job = jobs_submit(
+                owner=user,
+                backend=backend,
+                instance=node,
+                program_id=program,
+                params=params,
+                start_session=True,
+            ).job
+            assert job.session is not None
+            session = job.session
+        self.sessions.append((session, self.rng.randint(2, 6)))
+
+    def _session_job(self) -> None:
+        index = self.rng.randrange(len(self.sessions))
+        session, left = self.sessions[index]
+        session.refresh_from_db()
+        if left <= 0 or session.state == m.CLOSED or not session.accepting_jobs:
+            self.sessions.pop(index)
+            if session.state != m.CLOSED:
+                sessions_close(session=session)
+            return
+        program, params = self._params(session.backend)
+        jobs_submit(
+            owner=session.owner,
+            backend=session.backend,
+            instance=session.instance,
+            program_id=program,
+            params=params,
+            session_id=session.uid,
+        )
+        self.sessions[index] = (session, left - 1)
+
+    def _cancel_one(self) -> None:
+        job = models.Job.objects.filter(status=m.QUEUED).order_by("?").first()
+        if job is not None:
+            jobs_cancel(job=job)
+
+
+async def traffic_loop(traffic: Traffic, *, mean_gap: float = 4.0, max_queued: int = 40) -> None:
+    """Run demo traffic forever, pausing while the queue is long."""
+    step = sync_to_async(traffic.step, thread_sensitive=True)
+    queued = sync_to_async(models.Job.objects.filter(status=m.QUEUED).count, thread_sensitive=True)
+    while True:
+        await asyncio.sleep(traffic.rng.expovariate(1 / mean_gap))
+        try:
+            if await queued() < max_queued:
+                await step()
+        except Exception:  # demo traffic must never take the server down
+            log.exception("demo traffic step failed")

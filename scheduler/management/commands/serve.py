@@ -1,0 +1,62 @@
+"""`manage.py serve`: the web server, the scheduler and the executor in one process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Serve qdash (HTTP + websockets) with the scheduler and executor in this process."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--demo", action="store_true", help="load demo data and run demo traffic"
+        )
+        parser.add_argument(
+            "--no-scheduler",
+            action="store_true",
+            help="web only (the scheduler runs elsewhere: manage.py scheduler)",
+        )
+        parser.add_argument("--workers", type=int, default=2, help="executor threads")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        # daphne installs Twisted's asyncio reactor on import: import it first.
+        from daphne.endpoints import build_endpoint_description_strings
+        from daphne.server import Server
+
+        from qdash.asgi import application
+        from scheduler.demo import Traffic, demo_load, traffic_loop
+        from scheduler.runner import Scheduler, scheduler_loop
+
+        call_command("migrate", interactive=False, verbosity=0)
+        if options["demo"]:
+            demo_load()
+        tasks: list[asyncio.Future[None]] = []
+
+        def ready() -> None:
+            if not options["no_scheduler"]:
+                scheduler = Scheduler(workers=options["workers"])
+                tasks.append(asyncio.ensure_future(scheduler_loop(scheduler)))
+            if options["demo"]:
+                tasks.append(asyncio.ensure_future(traffic_loop(Traffic())))
+
+        url = f"http://{options['host']}:{options['port']}/"
+        self.stdout.write(f"qdash on {url}")
+        if options["demo"]:
+            self.stdout.write("demo logins: alice / alice (researcher), admin / admin (operator)")
+        Server(
+            application=application,
+            endpoints=build_endpoint_description_strings(
+                host=options["host"], port=options["port"]
+            ),
+            ready_callable=ready,
+            verbosity=0,
+        ).run()
+        for task in tasks:
+            task.cancel()

@@ -1,0 +1,134 @@
+"""Writes that the admin, the API and the views share.
+
+State changes of backends, jobs and sessions go through `engine.step()`, so they
+follow the rules, land in the event log and never race the scheduler. Each
+function reads the time from the clock it is given (wall-clock time by default).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from scheduler import engine, models
+from scheduler.clock import SystemClock
+from scheduler.engine import instances_ensure
+from scheduler.policy import model as m
+
+__all__ = [
+    "Clock",
+    "backends_set_status",
+    "instances_ensure",
+    "jobs_cancel",
+    "reservations_bound_warning",
+    "reservations_validate",
+    "scheduler_wake",
+    "sessions_cancel",
+    "sessions_close",
+]
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+def _now(clock: Clock | None) -> datetime:
+    return (clock or SystemClock()).now()
+
+
+def scheduler_wake(*, clock: Clock | None = None) -> None:
+    """Let the scheduler re-evaluate now (after a reservation or share changed)."""
+    engine.step([], at=_now(clock))
+
+
+def backends_set_status(
+    *, backend: models.Backend, status: str, clock: Clock | None = None
+) -> models.Backend:
+    """Pause or resume `backend`; a paused backend starts nothing, its running job finishes."""
+    if status not in models.Backend.Status.values:
+        raise ValueError(f"unknown backend status {status!r}")
+    engine.step([m.SetBackendStatus(backend.name, status)], at=_now(clock))
+    backend.refresh_from_db()
+    return backend
+
+
+def jobs_cancel(*, job: models.Job, clock: Clock | None = None) -> models.Job:
+    """Cancel a queued or running job; a job in a final state stays as it is."""
+    engine.step([m.CancelJob(job.uid)], at=_now(clock))
+    job.refresh_from_db()
+    return job
+
+
+def sessions_close(*, session: models.Session, clock: Clock | None = None) -> models.Session:
+    """Stop accepting jobs; the session closes once nothing of it is queued or running."""
+    engine.step([m.CloseSession(session.uid)], at=_now(clock))
+    session.refresh_from_db()
+    return session
+
+
+def sessions_cancel(*, session: models.Session, clock: Clock | None = None) -> models.Session:
+    """Close the session at once and cancel its queued jobs; a running job finishes."""
+    engine.step([m.CancelSession(session.uid)], at=_now(clock))
+    session.refresh_from_db()
+    return session
+
+
+def reservations_validate(*, reservation: models.Reservation) -> None:
+    """Refuse a window that does not end after it starts or overlaps another on its backend.
+
+    Windows are half-open, `[start, end)`: one may begin where another ends.
+    """
+    if reservation.end <= reservation.start:
+        raise ValidationError({"end": "The window must end after it starts."}, code="empty")
+    others = models.Reservation.objects.filter(
+        backend_id=reservation.backend_id, start__lt=reservation.end, end__gt=reservation.start
+    ).select_related("backend", "instance")
+    if reservation.pk is not None:
+        others = others.exclude(pk=reservation.pk)
+    other = others.order_by("start").first()
+    if other is not None:
+        raise ValidationError(
+            "The window overlaps the reservation of %(instance)s on %(backend)s "
+            "from %(start)s to %(end)s.",
+            code="overlap",
+            params={
+                "instance": other.instance.path,
+                "backend": other.backend.name,
+                "start": f"{other.start:%Y-%m-%d %H:%M:%S %Z}",
+                "end": f"{other.end:%Y-%m-%d %H:%M:%S %Z}",
+            },
+        )
+
+
+def reservations_bound_warning(*, reservation: models.Reservation, now: datetime) -> str | None:
+    """A warning when sessions of the reserving instance may be bound to the window.
+
+    A session activated or re-activated on the backend inside the window is bound
+    to it and closes when the window ends, failing its queued jobs. Any session
+    of the instance on the backend that is not closed and can outlive the
+    window's start may still (re-)activate inside it.
+    """
+    if reservation.end <= now:
+        return None
+    sessions = list(
+        models.Session.objects.filter(
+            Q(ttl_deadline__isnull=True) | Q(ttl_deadline__gt=reservation.start),
+            backend_id=reservation.backend_id,
+            instance_id=reservation.instance_id,
+        )
+        .exclude(state=models.Session.State.CLOSED)
+        .order_by("created_at", "id")
+        .values_list("uid", "state")
+    )
+    if not sessions:
+        return None
+    shown = ", ".join(f"{uid} ({state})" for uid, state in sessions[:5])
+    more = f" and {len(sessions) - 5} more" if len(sessions) > 5 else ""
+    return (
+        f"Sessions of {reservation.instance.path} on {reservation.backend.name} are live: "
+        f"{shown}{more}. A session activated inside the window is bound to it: when the "
+        f"window ends it closes and its queued jobs fail with {m.RESERVATION_ENDED}."
+    )
