@@ -17,10 +17,10 @@ from django.db.models.expressions import OrderBy
 from django.http import HttpRequest
 
 from scheduler import models, services
-from scheduler.clock import SystemClock
+from scheduler.clock import Clock, SystemClock
 
 # The admin's time; tests may swap in a FakeClock.
-clock: services.Clock = SystemClock()
+clock: Clock = SystemClock()
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -7,6 +7,7 @@ so database timestamps (microsecond precision) convert exactly.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from django.utils import timezone
 
@@ -32,6 +33,12 @@ def ticks_span(ticks: int | None) -> timedelta | None:
 
 def maybe_from_ticks(ticks: int | None) -> datetime | None:
     return None if ticks is None else from_ticks(ticks)
+
+
+class Clock(Protocol):
+    """Anything that tells the time."""
+
+    def now(self) -> datetime: ...
 
 
 class SystemClock:

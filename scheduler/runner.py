@@ -17,24 +17,19 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
 
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
 from scheduler import engine, models
-from scheduler.clock import SystemClock, from_ticks, ticks_span
+from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span
 from scheduler.policy import Policy
 from scheduler.policy import model as m
+from scheduler.wakeup import CHANNEL as wakeup_channel
 
 log = logging.getLogger(__name__)
-WAKE_CHANNEL = "scheduler-wake"
 EXECUTION_FAILED = "execution_failed"
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
 
 
 @dataclass(frozen=True)
@@ -154,13 +149,6 @@ class Scheduler:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def wake() -> None:
-    """Ask the scheduler to tick now (after a submission, a cancel, an admin change)."""
-    layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.send)(WAKE_CHANNEL, {"type": "scheduler.wake"})
-
-
 async def scheduler_loop(scheduler: Scheduler, *, poll: float = 5.0) -> None:
     """Tick whenever something is due or a wake-up arrives; at least every `poll` s."""
     loop = asyncio.get_running_loop()
@@ -195,5 +183,5 @@ async def _listen(wakeup: asyncio.Event) -> None:
     if layer is None:
         return
     while True:
-        await layer.receive(WAKE_CHANNEL)
+        await layer.receive(wakeup_channel)
         wakeup.set()

@@ -8,18 +8,16 @@ function reads the time from the clock it is given (wall-clock time by default).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
 
-from scheduler import engine, models
-from scheduler.clock import SystemClock
+from scheduler import engine, models, wakeup
+from scheduler.clock import Clock, SystemClock
 from scheduler.engine import instances_ensure
 from scheduler.policy import model as m
 
 __all__ = [
-    "Clock",
     "backends_set_status",
     "instances_ensure",
     "jobs_cancel",
@@ -31,17 +29,18 @@ __all__ = [
 ]
 
 
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
 def _now(clock: Clock | None) -> datetime:
     return (clock or SystemClock()).now()
 
 
+def _step(actions: list[m.Action], clock: Clock | None) -> None:
+    engine.step(actions, at=_now(clock))
+    wakeup.wake()  # the scheduler may now start what the step freed
+
+
 def scheduler_wake(*, clock: Clock | None = None) -> None:
     """Let the scheduler re-evaluate now (after a reservation or share changed)."""
-    engine.step([], at=_now(clock))
+    _step([], clock)
 
 
 def backends_set_status(
@@ -50,28 +49,28 @@ def backends_set_status(
     """Pause or resume `backend`; a paused backend starts nothing, its running job finishes."""
     if status not in models.Backend.Status.values:
         raise ValueError(f"unknown backend status {status!r}")
-    engine.step([m.SetBackendStatus(backend.name, status)], at=_now(clock))
+    _step([m.SetBackendStatus(backend.name, status)], clock)
     backend.refresh_from_db()
     return backend
 
 
 def jobs_cancel(*, job: models.Job, clock: Clock | None = None) -> models.Job:
     """Cancel a queued or running job; a job in a final state stays as it is."""
-    engine.step([m.CancelJob(job.uid)], at=_now(clock))
+    _step([m.CancelJob(job.uid)], clock)
     job.refresh_from_db()
     return job
 
 
 def sessions_close(*, session: models.Session, clock: Clock | None = None) -> models.Session:
     """Stop accepting jobs; the session closes once nothing of it is queued or running."""
-    engine.step([m.CloseSession(session.uid)], at=_now(clock))
+    _step([m.CloseSession(session.uid)], clock)
     session.refresh_from_db()
     return session
 
 
 def sessions_cancel(*, session: models.Session, clock: Clock | None = None) -> models.Session:
     """Close the session at once and cancel its queued jobs; a running job finishes."""
-    engine.step([m.CancelSession(session.uid)], at=_now(clock))
+    _step([m.CancelSession(session.uid)], clock)
     session.refresh_from_db()
     return session
 

@@ -9,11 +9,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from scheduler import circuits, engine, models, runner
-from scheduler.clock import SystemClock, from_ticks, span_ticks
+from scheduler import circuits, engine, models, wakeup
+from scheduler.clock import Clock, SystemClock, from_ticks, span_ticks
 from scheduler.executor import modeled_duration
 from scheduler.policy import model as m
-from scheduler.runner import Clock
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -109,7 +108,7 @@ def jobs_submit(
     if not outcome.accepted:
         code = outcome.code or "refused"
         raise SubmissionError(code, REFUSALS.get(code, code))
-    runner.wake()
+    wakeup.wake()
     return Submitted(models.Job.objects.get(uid=uid), outcome.warnings)
 
 
@@ -134,7 +133,7 @@ def sessions_create(
         raise SubmissionError(
             outcome.code or "refused", REFUSALS.get(outcome.code or "", "Refused.")
         )
-    runner.wake()
+    wakeup.wake()
     return models.Session.objects.get(uid=uid), outcome.warnings
 
 
