@@ -24,6 +24,7 @@ from django.db import close_old_connections
 
 from scheduler import engine, models
 from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span
+from scheduler.leader import LeaderLock
 from scheduler.policy import Policy
 from scheduler.policy import model as m
 from scheduler.wakeup import CHANNEL as wakeup_channel
@@ -149,8 +150,14 @@ class Scheduler:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def scheduler_loop(scheduler: Scheduler, *, poll: float = 5.0) -> None:
-    """Tick whenever something is due or a wake-up arrives; at least every `poll` s."""
+async def scheduler_loop(
+    scheduler: Scheduler, *, lock: LeaderLock | None = None, poll: float = 5.0
+) -> None:
+    """Tick whenever something is due or a wake-up arrives; at least every `poll` s.
+
+    With a `lock`, tick only while this process is the leader; otherwise wait
+    as a standby and try again every `poll` seconds.
+    """
     loop = asyncio.get_running_loop()
     wakeup = asyncio.Event()
 
@@ -160,22 +167,27 @@ async def scheduler_loop(scheduler: Scheduler, *, poll: float = 5.0) -> None:
     scheduler.on_ready = ready
     listener = asyncio.ensure_future(_listen(wakeup))
     tick = sync_to_async(scheduler.tick, thread_sensitive=True)
+    is_leader = sync_to_async(lock.acquire if lock else lambda: True, thread_sensitive=True)
     try:
         while True:
             wakeup.clear()
-            try:
-                next_at = await tick()
-            except Exception:  # a failed step is rolled back; try again on the next tick
-                log.exception("scheduler tick failed")
-                next_at = None
             timeout = poll
-            if next_at is not None:
-                timeout = min(poll, max(0.0, (next_at - scheduler.clock.now()).total_seconds()))
+            if await is_leader():
+                try:
+                    next_at = await tick()
+                except Exception:  # a failed step was rolled back; the next tick retries
+                    log.exception("scheduler tick failed")
+                    next_at = None
+                if next_at is not None:
+                    wait = (next_at - scheduler.clock.now()).total_seconds()
+                    timeout = min(poll, max(0.0, wait))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout)
     finally:
         listener.cancel()
         scheduler.shutdown()
+        if lock is not None:
+            lock.release()
 
 
 async def _listen(wakeup: asyncio.Event) -> None:

@@ -32,6 +32,7 @@ class Command(BaseCommand):
 
         from qdash.asgi import application
         from scheduler.demo import Traffic, demo_load, traffic_loop
+        from scheduler.leader import LeaderLock
         from scheduler.runner import Scheduler, scheduler_loop
 
         call_command("migrate", interactive=False, verbosity=0)
@@ -42,7 +43,8 @@ class Command(BaseCommand):
         def ready() -> None:
             if not options["no_scheduler"]:
                 scheduler = Scheduler(workers=options["workers"])
-                tasks.append(asyncio.ensure_future(scheduler_loop(scheduler)))
+                loop = scheduler_loop(scheduler, lock=LeaderLock())
+                tasks.append(asyncio.ensure_future(loop))
             if options["demo"]:
                 tasks.append(asyncio.ensure_future(traffic_loop(Traffic())))
 
