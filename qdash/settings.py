@@ -86,6 +86,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
+    # Tests run the scheduler and executor in threads: a file database, because
+    # shared-cache in-memory SQLite fails lock waits instead of waiting.
+    _db_file = Path(DATABASES["default"]["NAME"])
+    DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test_{_db_file.name}"))}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:

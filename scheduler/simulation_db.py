@@ -147,8 +147,9 @@ def _ticks(moment: Any) -> int | None:
 def run_on_scratch_database(scenario: Scenario) -> dict[str, Any]:
     """Simulate on a fresh database of the configured kind, dropped afterwards."""
     test_settings = django_settings.DATABASES["default"].setdefault("TEST", {})
-    if connection.vendor != "sqlite":
-        test_settings["NAME"] = f"qdash_simulate_{os.getpid()}"
+    # SQLite: in memory (the simulation runs in one thread); others: a database of its own.
+    sqlite = connection.vendor == "sqlite"
+    test_settings["NAME"] = ":memory:" if sqlite else f"qdash_simulate_{os.getpid()}"
     old = setup_databases(verbosity=0, interactive=False, aliases={"default": 1})
     try:
         return simulate(scenario, DbEngine(scenario))

@@ -1,1 +1,40 @@
 """Shared test setup. Fixtures that build state use factories."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from channels.layers import channel_layers
+from django.test import override_settings
+
+REDIS_URL = os.environ.get("QDASH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+LAYERS = {
+    "memory": {"BACKEND": "channels.layers.InMemoryChannelLayer"},
+    "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+              "CONFIG": {"hosts": [REDIS_URL]}},
+}
+
+
+def _redis_reachable() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.fixture(params=["memory", "redis"])
+def channel_layer_kind(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the test on the in-memory channel layer and on Redis."""
+    kind = request.param
+    if kind == "redis" and not _redis_reachable():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis is not reachable at {REDIS_URL}")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL}")
+    with override_settings(CHANNEL_LAYERS={"default": LAYERS[kind]}):
+        channel_layers.backends.clear()
+        yield kind
+    channel_layers.backends.clear()

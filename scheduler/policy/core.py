@@ -279,7 +279,8 @@ class Policy:
         return session
 
     def _reservation_warnings(self, session: Session, t: int) -> tuple[ReservationWarning, ...]:
-        horizon = t + (session.max_ttl or self.settings.system_max_ttl)
+        ttl = session.max_ttl
+        horizon = t + (self.settings.system_max_ttl if ttl is None else ttl)
         return tuple(
             ReservationWarning(r.id, r.start, r.end, r.start <= t)
             for r in self.reservations.values()

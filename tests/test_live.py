@@ -1,0 +1,93 @@
+"""The live path end to end: submission, wake-up over the channel layer, the
+scheduler loop, the Aer executor and completion, on both channel layers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+from qiskit_ibm_runtime import RuntimeDecoder
+
+from scheduler import circuits, models, wakeup
+from scheduler.policy import model as m
+from scheduler.runner import Scheduler, scheduler_loop
+from scheduler.services import sessions_close
+from scheduler.submission import jobs_submit, sessions_create
+from tests.factories import BackendFactory, instance
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def fast_backend() -> models.Backend:
+    """A backend whose modeled QPU time is a few hundredths of a second."""
+    return BackendFactory(name="sim_fast", job_overhead=timedelta(milliseconds=20),
+                          shot_time=timedelta(microseconds=1))
+
+
+def test_a_wake_up_reaches_the_scheduler_channel(channel_layer_kind: str) -> None:
+    layer = get_channel_layer()
+
+    async def send_and_receive() -> dict:
+        await sync_to_async(wakeup.wake)()  # outside a transaction: sent at once
+        return await asyncio.wait_for(layer.receive(wakeup.CHANNEL), 5)
+
+    assert async_to_sync(send_and_receive)() == {"type": "scheduler.wake"}
+
+
+def run_until(condition, *, seconds: float = 20) -> None:  # type: ignore[no-untyped-def]
+    """Run the scheduler loop until `condition()` holds (polled), then stop it."""
+
+    async def main() -> None:
+        task = asyncio.ensure_future(scheduler_loop(Scheduler(), poll=0.2))
+        check = sync_to_async(condition)
+        try:
+            for _ in range(int(seconds / 0.05)):
+                if await check():
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("the scheduler did not get there in time")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async_to_sync(main)()
+
+
+def test_a_bell_job_runs_through_the_live_scheduler(channel_layer_kind: str,
+                                                     fast_backend: models.Backend) -> None:
+    node = instance("h/g/p")
+    params = circuits.sampler_params([circuits.parse_qasm(circuits.EXAMPLES["bell"])], 2000)
+    job = jobs_submit(owner=None, backend=fast_backend, instance=node, program_id="sampler",
+                      params=params).job
+
+    run_until(lambda: models.Job.objects.get(pk=job.pk).status == m.COMPLETED)
+
+    job.refresh_from_db()
+    counts = json.loads(job.result, cls=RuntimeDecoder)[0].data.c.get_counts()
+    assert set(counts) == {"00", "11"}
+    assert abs(counts["00"] - 1000) < 200
+
+
+def test_a_session_runs_its_jobs_then_closes(channel_layer_kind: str,
+                                             fast_backend: models.Backend) -> None:
+    node = instance("h/g/p")
+    session, _ = sessions_create(owner=None, backend=fast_backend, instance=node)
+    params = circuits.sampler_params([circuits.ghz(3)], 100)
+    for _ in range(3):
+        jobs_submit(owner=None, backend=fast_backend, instance=node, program_id="sampler",
+                    params=params, session_id=session.uid)
+    sessions_close(session=session)
+
+    run_until(lambda: models.Session.objects.get(pk=session.pk).state == m.CLOSED)
+
+    assert set(session.jobs.values_list("status", flat=True)) == {m.COMPLETED}
+    lanes = list(session.jobs.order_by("started_at").values_list("lane", flat=True))
+    assert lanes == [m.FAIR_SHARE, m.SESSION, m.SESSION]
+    history = list(models.Event.objects.filter(session=session, kind="session_state")
+                   .values_list("detail__state", flat=True))
+    assert history == [m.ACTIVE, m.CLOSED]
