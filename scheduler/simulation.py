@@ -19,7 +19,6 @@ from pydantic import (
     Field,
     StrictBool,
     StrictFloat,
-    StrictInt,
     StrictStr,
     TypeAdapter,
     ValidationError,
@@ -32,8 +31,9 @@ from .policy import model as m
 
 US = 1_000_000  # policy time unit: microseconds
 
-Seconds = Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]
-Time = Annotated[StrictInt | StrictFloat, Field(allow_inf_nan=False)]
+# Strict floats accept JSON integers but not booleans or strings.
+Seconds = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
+Time = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 Instance = Annotated[StrictStr, Field(pattern=r"^[^/\s]+/[^/\s]+/[^/\s]+$")]
 EVENT_KINDS = (
     "submit",
@@ -473,6 +473,7 @@ def write_trace(
             "ended_at": to_seconds(job.ended_at),
             "error": job.error,
         }
+    ordered = sorted(final.sessions.items(), key=lambda item: (item[1].created_at, item[1].seq))
     sessions = {
         name: {
             "backend": s.backend,
@@ -481,7 +482,7 @@ def write_trace(
             "closed_reason": s.closed_reason,
             "history": [[to_seconds(at), state] for at, state in s.history],
         }
-        for name, s in final.sessions.items()
+        for name, s in ordered
     }
     return {
         "jobs": jobs,

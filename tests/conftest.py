@@ -12,8 +12,7 @@ from django.test import override_settings
 REDIS_URL = os.environ.get("QDASH_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 LAYERS = {
     "memory": {"BACKEND": "channels.layers.InMemoryChannelLayer"},
-    "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-              "CONFIG": {"hosts": [REDIS_URL]}},
+    "redis": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
 }
 
 

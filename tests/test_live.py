@@ -25,8 +25,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def fast_backend() -> models.Backend:
     """A backend whose modeled QPU time is a few hundredths of a second."""
-    return BackendFactory(name="sim_fast", job_overhead=timedelta(milliseconds=20),
-                          shot_time=timedelta(microseconds=1))
+    return BackendFactory(
+        name="sim_fast",
+        job_overhead=timedelta(milliseconds=20),
+        shot_time=timedelta(microseconds=1),
+    )
 
 
 def test_a_wake_up_reaches_the_scheduler_channel(channel_layer_kind: str) -> None:
@@ -58,12 +61,14 @@ def run_until(condition, *, seconds: float = 20) -> None:  # type: ignore[no-unt
     async_to_sync(main)()
 
 
-def test_a_bell_job_runs_through_the_live_scheduler(channel_layer_kind: str,
-                                                     fast_backend: models.Backend) -> None:
+def test_a_bell_job_runs_through_the_live_scheduler(
+    channel_layer_kind: str, fast_backend: models.Backend
+) -> None:
     node = instance("h/g/p")
     params = circuits.sampler_params([circuits.parse_qasm(circuits.EXAMPLES["bell"])], 2000)
-    job = jobs_submit(owner=None, backend=fast_backend, instance=node, program_id="sampler",
-                      params=params).job
+    job = jobs_submit(
+        owner=None, backend=fast_backend, instance=node, program_id="sampler", params=params
+    ).job
 
     run_until(lambda: models.Job.objects.get(pk=job.pk).status == m.COMPLETED)
 
@@ -73,14 +78,21 @@ def test_a_bell_job_runs_through_the_live_scheduler(channel_layer_kind: str,
     assert abs(counts["00"] - 1000) < 200
 
 
-def test_a_session_runs_its_jobs_then_closes(channel_layer_kind: str,
-                                             fast_backend: models.Backend) -> None:
+def test_a_session_runs_its_jobs_then_closes(
+    channel_layer_kind: str, fast_backend: models.Backend
+) -> None:
     node = instance("h/g/p")
     session, _ = sessions_create(owner=None, backend=fast_backend, instance=node)
     params = circuits.sampler_params([circuits.ghz(3)], 100)
     for _ in range(3):
-        jobs_submit(owner=None, backend=fast_backend, instance=node, program_id="sampler",
-                    params=params, session_id=session.uid)
+        jobs_submit(
+            owner=None,
+            backend=fast_backend,
+            instance=node,
+            program_id="sampler",
+            params=params,
+            session_id=session.uid,
+        )
     sessions_close(session=session)
 
     run_until(lambda: models.Session.objects.get(pk=session.pk).state == m.CLOSED)
@@ -88,6 +100,9 @@ def test_a_session_runs_its_jobs_then_closes(channel_layer_kind: str,
     assert set(session.jobs.values_list("status", flat=True)) == {m.COMPLETED}
     lanes = list(session.jobs.order_by("started_at").values_list("lane", flat=True))
     assert lanes == [m.FAIR_SHARE, m.SESSION, m.SESSION]
-    history = list(models.Event.objects.filter(session=session, kind="session_state")
-                   .values_list("detail__state", flat=True))
+    history = list(
+        models.Event.objects.filter(session=session, kind="session_state").values_list(
+            "detail__state", flat=True
+        )
+    )
     assert history == [m.ACTIVE, m.CLOSED]

@@ -1,0 +1,190 @@
+"""Builders for pure policy tests: a policy in a known state, and a clock to drive it.
+
+Times are plain integer seconds: the policy is unit-agnostic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from scheduler.policy import Policy
+from scheduler.policy.model import (
+    Action,
+    Backend,
+    CancelJob,
+    CancelSession,
+    CloseSession,
+    CreateSession,
+    Outcome,
+    Reservation,
+    SetBackendStatus,
+    Settings,
+    Submit,
+)
+
+A = "hubA/g/p"
+B = "hubB/g/p"
+C = "hubC/g/p"
+R = "hubR/g/p"  # the reserving instance
+
+DEFAULTS: dict[str, int] = {
+    "interactive_ttl": 60,
+    "batch_interactive_ttl": 1,
+    "system_max_ttl": 28800,
+    "open_timeout": 1800,
+    "usage_window": 2419200,
+    "backend_max_runtime": 10800,
+}
+
+Script = Iterable[tuple[int, Action]]
+
+
+def make_settings(**overrides: int) -> Settings:
+    """The DESIGN.md defaults in seconds, with `overrides`."""
+    return Settings(**{**DEFAULTS, **overrides})
+
+
+def reservation(
+    start: int,
+    end: int,
+    *,
+    instance: str = R,
+    backend: str = "a",
+    exclusive: bool = False,
+    id: str = "r1",
+) -> Reservation:
+    return Reservation(id, backend, instance, start, end, exclusive)
+
+
+def make_policy(
+    *backends: str,
+    paused: Sequence[str] = (),
+    max_runtime: Mapping[str, int] | None = None,
+    reservations: Sequence[Reservation] = (),
+    shares: Mapping[str, float] | None = None,
+    usage: Mapping[str, int] | None = None,
+    **settings: int,
+) -> Policy:
+    """A recording policy with `backends` (default one, "a"), settings in seconds.
+
+    `usage` is prior usage per instance, counted as ended at time 0.
+    """
+    policy = Policy(make_settings(**settings), record=True)
+    for name in backends or ("a",):
+        status = "paused" if name in paused else "online"
+        policy.add_backend(Backend(name, status, (max_runtime or {}).get(name)))
+    for r in reservations:
+        policy.add_reservation(r)
+    for node, share in (shares or {}).items():
+        policy.set_share(node, share)
+    policy.usage.load((0, instance, used) for instance, used in (usage or {}).items())
+    return policy
+
+
+# ------------------------------------------------------------------ actions
+def submit(
+    job: str,
+    instance: str = A,
+    backend: str = "a",
+    duration: int | None = 10,
+    **fields: Any,
+) -> Submit:
+    """A job submission; `fields` are the other `Submit` fields (session, ...)."""
+    return Submit(job, instance, backend, duration, **fields)
+
+
+def session_job(
+    job: str, session: str, instance: str = A, duration: int = 10, **fields: Any
+) -> Submit:
+    """A job joining `session`."""
+    return submit(job, instance, duration=duration, session=session, **fields)
+
+
+def start_session(
+    job: str, session: str, instance: str = A, duration: int = 10, **fields: Any
+) -> Submit:
+    """A job that creates `session` (start_session=true)."""
+    return submit(job, instance, duration=duration, session=session, start_session=True, **fields)
+
+
+def create(session: str, instance: str = A, backend: str = "a", **fields: Any) -> CreateSession:
+    return CreateSession(session, instance, backend, **fields)
+
+
+def cancel(job: str) -> CancelJob:
+    return CancelJob(job)
+
+
+def close(session: str) -> CloseSession:
+    return CloseSession(session)
+
+
+def cancel_session(session: str) -> CancelSession:
+    return CancelSession(session)
+
+
+def pause(backend: str = "a") -> SetBackendStatus:
+    return SetBackendStatus(backend, "paused")
+
+
+def resume(backend: str = "a") -> SetBackendStatus:
+    return SetBackendStatus(backend, "online")
+
+
+# -------------------------------------------------------------------- clock
+def run_until_idle(policy: Policy, *, until: int | None = None, limit: int = 100_000) -> None:
+    """Run every due instant (up to `until`, inclusive) until nothing is due."""
+    for _ in range(limit):
+        due = policy.next_due()
+        if due is None or (until is not None and due > until):
+            break
+        policy.run_instant(due)
+    else:  # pragma: no cover - a runaway timer is a bug
+        raise AssertionError(f"still busy after {limit} instants")
+    if until is not None and (policy.now is None or policy.now < until):
+        policy.run_instant(until)
+
+
+def timeline(policy: Policy, script: Script, *, until: int | None = None) -> list[Outcome]:
+    """Apply timed actions (same instant: in script order), then run until idle.
+
+    `run_instant` runs the instants due before each action's instant first
+    (DESIGN.md 2.6). Returns the outcomes in script order.
+    """
+    timed = sorted(enumerate(script), key=lambda item: item[1][0])
+    outcomes: dict[int, Outcome] = {}
+    i = 0
+    while i < len(timed):
+        t = timed[i][1][0]
+        batch = []
+        while i < len(timed) and timed[i][1][0] == t:
+            batch.append(timed[i])
+            i += 1
+        answers = policy.run_instant(t, [action for _, (_, action) in batch])
+        for (index, _), outcome in zip(batch, answers, strict=True):
+            outcomes[index] = outcome
+    run_until_idle(policy, until=until)
+    return [outcomes[index] for index in range(len(outcomes))]
+
+
+# ------------------------------------------------------------------ reading
+def starts(policy: Policy, backend: str | None = None) -> list[tuple[int, str, str]]:
+    """(time, job, lane) of every start, in start order (optionally one backend)."""
+    return [
+        (e.at, e.subject.id, e.detail["lane"])
+        for e in policy.events
+        if e.kind == "job_started" and backend in (None, e.subject.backend)
+    ]
+
+
+def outcome_of(policy: Policy, job: str) -> tuple[str, int | None, int | None, str | None]:
+    """A job's (status, started_at, ended_at, error)."""
+    j = policy.jobs[job]
+    return j.status, j.started_at, j.ended_at, j.error
+
+
+def usage_at(policy: Policy, node: str, t: int) -> int:
+    """Charged usage of a tree node as seen at `t` (rolling window applied)."""
+    policy.usage.expire(t)
+    return policy.usage.of(node)
