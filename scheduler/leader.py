@@ -64,12 +64,10 @@ class LeaderLock:
         if self._file is not None:
             return True
         name = str(self.settings["NAME"])
-        if name.startswith("file:") or name == ":memory:":  # in-memory: one per process anyway
-            digest = hashlib.sha1(name.encode()).hexdigest()[:12]
-            path = Path(tempfile.gettempdir()) / f"qdash-{digest}.scheduler.lock"
-        else:
-            path = Path(name + ".scheduler.lock")
-        handle = path.open("w")
+        if not name.startswith("file:") and name != ":memory:":
+            name = str(Path(name).resolve())
+        digest = hashlib.sha1(name.encode()).hexdigest()[:16]
+        handle = (Path(tempfile.gettempdir()) / f"qdash-{digest}.scheduler.lock").open("w")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
