@@ -2,8 +2,8 @@
 
 On PostgreSQL the leader holds a session-level advisory lock on a connection of
 its own: if the leader dies, its connection drops, the lock is released and a
-standby takes over. On SQLite (one machine) an exclusive lock on a file beside
-the database plays that part.
+standby takes over. On SQLite (one machine) an exclusive lock on a file named
+after the database, in the temp directory, plays that part.
 """
 
 from __future__ import annotations
