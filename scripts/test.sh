@@ -79,10 +79,11 @@ fi
 
 # check ENGINE [DATABASE_URL]: run the example scenarios through `manage.py simulate`
 # (the db engine simulates in a scratch database of that kind).
-check() {
-  DATABASE_URL="${2:-${DATABASE_URL:-}}" python "$SHARED/check_scenario.py" \
-    --python .venv/bin/python --engine "$1" "$SHARED"/scenarios/*.json
-}
+check() (
+  if [ -n "${2:-}" ]; then export DATABASE_URL="$2"; fi
+  python "$SHARED/check_scenario.py" --python .venv/bin/python --engine "$1" \
+    "$SHARED"/scenarios/*.json
+)
 
 if [ -f "$SHARED/check_scenario.py" ] && python manage.py help simulate >/dev/null 2>&1; then
   step "scenarios, memory engine"
