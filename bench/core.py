@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
+import resource
 import subprocess
 import sys
 import time
@@ -17,29 +17,44 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class ChildRun:
-    """A finished child process: its JSON answer, wall time and peak memory."""
+    """A finished child process: its JSON answer and wall time."""
 
     result: dict[str, Any]
     wall: float  # seconds, the whole process (interpreter start included)
-    peak_rss_mb: float  # ru_maxrss of this child alone (os.wait4)
     returncode: int
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return float(self.result.get("peak_rss_mb", 0.0))
 
 
 def run_child(args: list[str], env: dict[str, str] | None = None) -> ChildRun:
-    """Run `python -m bench.child ARGS` in a fresh interpreter; measure only that child.
-
-    `os.wait4` returns the rusage of the one child it reaps, so each run's peak RSS
-    is its own (RUSAGE_CHILDREN would report the largest child so far).
-    """
+    """Run `python -m bench.child ARGS` in a fresh interpreter; it answers in `--result`."""
     result_path = Path(args[args.index("--result") + 1])
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "bench.child", *args], cwd=ROOT, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
+    returncode = subprocess.run(
+        [sys.executable, "-m", "bench.child", *args], cwd=ROOT, env=env
+    ).returncode
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
     result = json.loads(result_path.read_text()) if result_path.exists() else {}
-    # ru_maxrss is in KiB on Linux.
-    return ChildRun(result, wall, usage.ru_maxrss / 1024, proc.returncode)
+    return ChildRun(result, wall, returncode)
+
+
+def peak_rss_mb() -> float:
+    """This process image's peak resident memory (VmHWM), in MiB.
+
+    Not `ru_maxrss`: Linux carries the parent's resident size into a child's
+    `ru_maxrss` across fork and exec (so RUSAGE_CHILDREN and wait4 report at least
+    the parent's size), while VmHWM restarts with the new image at exec.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -1,0 +1,150 @@
+"""`python -m bench`: measure simulate throughput and single-decision latency.
+
+Prints a Markdown report and writes it to artifacts/bench.md. Every number in
+it is measured in this run; the scenarios are generated (seeded) into a
+temporary directory first, and that time is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import pstats
+import shlex
+import sys
+import tempfile
+from pathlib import Path
+
+from . import decision
+from .core import ROOT
+from .report import decision_table, header, simulate_table, verdicts
+from .simulate import Scenarios, run_simulate, simulate_rows
+
+QUICK_SIZES = [10_000]
+QUICK_DECISION_SIZES = [1_000, 10_000]
+PROFILED_PICKS = 20_000  # enough for pstats' millisecond columns to show a µs-scale pick
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=[10_000, 100_000, 1_000_000],
+        help="jobs per scenario for the memory-engine simulate rows",
+    )
+    parser.add_argument(
+        "--db-sizes",
+        type=_sizes,
+        default=[1_000, 10_000],
+        help="jobs per scenario for the db-engine rows (SQLite; PostgreSQL too when "
+        "DATABASE_URL names one)",
+    )
+    parser.add_argument(
+        "--decision-sizes",
+        type=_sizes,
+        default=[1_000, 10_000, 100_000],
+        help="queued jobs for the decision rows",
+    )
+    parser.add_argument("--reps", type=int, default=200, help="timed decisions per size")
+    parser.add_argument(
+        "--db-budget",
+        type=float,
+        default=1800.0,
+        help="skip a db size whose extrapolated run exceeds this many seconds",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"CI smoke: simulate {QUICK_SIZES}, decision {QUICK_DECISION_SIZES}, no db",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="memory-engine runs per size (median reported)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--profile",
+        type=int,
+        metavar="JOBS",
+        help="also cProfile a memory simulate and a decision run at this size "
+        "(artifacts/profile-*.txt; not part of the timings)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench.md")
+    parser.add_argument("--workdir", type=Path, help="keep scenarios and traces here")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.db_sizes, args.decision_sizes = QUICK_SIZES, [], QUICK_DECISION_SIZES
+    return args
+
+
+def main(argv: list[str]) -> None:
+    args = parse_args(argv)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+        run(args, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="qdash-bench-") as workdir:
+            run(args, Path(workdir))
+
+
+def run(args: argparse.Namespace, workdir: Path) -> None:
+    load_before = os.getloadavg()[0]
+    print("decision:", flush=True)
+    decision_rows = []
+    for n in args.decision_sizes:
+        row = decision.measure(n, args.reps, args.seed)
+        p50, p95 = decision.summary(row.policy_us)
+        print(f"  {n} queued: median {p50:.1f} µs, p95 {p95:.1f} µs", flush=True)
+        decision_rows.append(row)
+    print("simulate:", flush=True)
+    scenarios = Scenarios(workdir, args.seed)
+    sim_rows = simulate_rows(scenarios, args.sizes, args.db_sizes, args.db_budget, args.repeat)
+    if decision_rows or sim_rows:
+        report = [
+            *header(args.seed, shlex.join(sys.argv[1:]), load_before),
+            *verdicts(sim_rows, decision_rows),
+            *simulate_table(sim_rows),
+            *decision_table(decision_rows),
+        ]
+        text = "\n".join(report)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        print()
+        print(text)
+        print(f"(written to {os.path.relpath(args.out)})")
+    if args.profile:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        profile(scenarios, args.profile, args.seed, args.out.parent)
+
+
+def profile(scenarios: Scenarios, n_jobs: int, seed: int, outdir: Path) -> None:
+    """Top functions by cumulative and by own time, for whoever optimises the scheduler.
+
+    Writes the .pstats files next to the text, for pstats or snakeviz.
+    """
+    sim_stats = outdir / f"profile-simulate-{n_jobs}.pstats"
+    run_simulate(scenarios, n_jobs, "memory", dict(os.environ), profile=sim_stats)
+    decision_stats = outdir / f"profile-decision-{n_jobs}.pstats"
+    decision.profile_picks(n_jobs, PROFILED_PICKS, seed, decision_stats)
+    for stats_path in (sim_stats, decision_stats):
+        target = stats_path.with_suffix(".txt")
+        target.write_text(_top(stats_path))
+        print(f"profile: {os.path.relpath(target)} (+ .pstats)")
+
+
+def _top(path: Path, limit: int = 15) -> str:
+    out = io.StringIO()
+    for order in ("cumulative", "tottime"):
+        out.write(f"### top {limit} by {order}\n")
+        stats = pstats.Stats(str(path), stream=out)
+        stats.sort_stats(order).print_stats(limit)
+    return out.getvalue().replace(str(ROOT) + "/", "")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
