@@ -173,7 +173,7 @@ def load(settings: m.Settings, now: int, named_sessions: Iterable[str] = ()) -> 
     for job_row in models.Job.objects.filter(status__in=[m.QUEUED, m.RUNNING]).select_related(
         "backend", "instance"
     ):
-        jobs.append(_job_from_row(job_row, sessions.get(job_row.session_id or 0)))
+        jobs.append(job_from_row(job_row, sessions.get(job_row.session_id or 0)))
         snapshot.jobs[job_row.uid] = (job_row.pk, job_row.status)
     holds = {
         b.name: (sessions[b.hold_session_id].id, to_ticks(b.hold_since))
@@ -206,7 +206,8 @@ def _session_from_row(row: models.Session) -> m.Session:
     )
 
 
-def _job_from_row(row: models.Job, session: m.Session | None) -> m.Job:
+def job_from_row(row: models.Job, session: m.Session | None) -> m.Job:
+    """The policy's view of a stored job."""
     job = m.Job(
         row.uid,
         row.instance.path,

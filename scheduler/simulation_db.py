@@ -16,7 +16,7 @@ from django.db.models import Sum
 from django.test.utils import setup_databases, teardown_databases
 
 from scheduler import engine, models
-from scheduler.clock import from_ticks, span_ticks, ticks_span, to_ticks
+from scheduler.clock import from_ticks, ticks_span, to_ticks
 from scheduler.policy import model as m
 from scheduler.simulation import FinalState, Scenario, simulate
 
@@ -100,21 +100,7 @@ class DbEngine:
             assert event.session_id is not None
             sessions[event.session_id].history.append((to_ticks(event.at), state))
         jobs = {
-            row.uid: m.Job(
-                row.uid,
-                row.instance.path,
-                row.backend.name,
-                to_ticks(row.submitted_at),
-                row.pk,
-                span_ticks(row.duration),
-                None,
-                sessions.get(row.session_id or 0),
-                row.status,
-                row.lane or None,
-                _ticks(row.started_at),
-                _ticks(row.ended_at),
-                row.error or None,
-            )
+            row.uid: engine.job_from_row(row, sessions.get(row.session_id or 0))
             for row in models.Job.objects.select_related("backend", "instance")
         }
         starts: dict[str, list[tuple[int, str]]] = {}
