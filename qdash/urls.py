@@ -1,11 +1,29 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path
-from django.views.generic import RedirectView
 
 from scheduler import views
+from scheduler.api import api, experimental_api, identity_api
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("", views.dashboard, name="dashboard"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("jobs/<str:uid>", views.job_detail, name="job"),
+    path("sessions/<str:uid>", views.session_detail, name="session"),
+    path(
+        "sessions/<str:uid>/close", views.session_action, {"action": "close"}, name="session_close"
+    ),
+    path(
+        "sessions/<str:uid>/cancel",
+        views.session_action,
+        {"action": "cancel"},
+        name="session_cancel",
+    ),
+    path("fair-share", views.fair_share, name="fair_share"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("experimental/api/v1/", experimental_api.urls),
+    path("identity/", identity_api.urls),
 ]

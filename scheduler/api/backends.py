@@ -1,0 +1,123 @@
+"""`/backends` and `/instances/usage`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Sum
+from django.http import HttpRequest
+from django.utils import timezone
+from ninja import Router
+
+from scheduler import models
+from scheduler.api.auth import instance_crn, principal
+from scheduler.api.errors import ApiError
+from scheduler.api.schemas import (
+    BackendStatusOut,
+    ConfigurationOut,
+    DevicesOut,
+    Error,
+    UsageOut,
+)
+from scheduler.policy import model as m
+
+BACKEND_VERSION = "1.0.0"
+ONLINE_DATE = "2025-01-01T00:00:00Z"
+MAX_SHOTS = 100_000
+# Gates the client may transpile to; all run on Aer. No coupling map: all-to-all.
+GATES = [
+    ("id", [], "gate id q { U(0,0,0) q; }"),
+    ("rz", ["theta"], "gate rz(theta) q { U(0,0,theta) q; }"),
+    ("sx", [], "gate sx q { U(pi/2,-pi/2,pi/2) q; }"),
+    ("x", [], "gate x q { U(pi,0,pi) q; }"),
+    ("cx", [], "gate cx q0,q1 { CX q0,q1; }"),
+    ("ecr", [], "gate ecr q0,q1 { rzx(pi/4) q0,q1; x q0; rzx(-pi/4) q0,q1; }"),
+]
+BASIS_GATES = [name for name, _, _ in GATES] + ["measure", "reset"]
+
+router = Router(tags=["backends"])
+
+
+def backend_or_404(name: str) -> models.Backend:
+    backend = models.Backend.objects.filter(name=name).first()
+    if backend is None:
+        raise ApiError(404, m.UNKNOWN_BACKEND, f"Unknown backend {name!r}.")
+    return backend
+
+
+@router.get("/backends", response=DevicesOut)
+def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str, Any]:
+    """Every backend (all are simulated with Aer; none is a mock)."""
+    return {
+        "devices": [
+            {
+                "name": b.name,
+                "num_qubits": b.num_qubits,
+                "status": b.status,
+                "description": b.description,
+            }
+            for b in models.Backend.objects.all()
+        ]
+    }
+
+
+@router.get("/backends/{name}/configuration", response={200: ConfigurationOut, 404: Error})
+def backends_configuration(request: HttpRequest, name: str) -> dict[str, Any]:
+    backend = backend_or_404(name)
+    return {
+        "backend_name": backend.name,
+        "backend_version": BACKEND_VERSION,
+        "n_qubits": backend.num_qubits,
+        "basis_gates": BASIS_GATES,
+        "gates": [{"name": n, "parameters": p, "qasm_def": d} for n, p, d in GATES],
+        "local": False,
+        # The client skips sessions for simulators: qdash backends act as QPUs.
+        "simulator": False,
+        "conditional": False,
+        "open_pulse": False,
+        "memory": False,
+        "coupling_map": None,
+        "online_date": ONLINE_DATE,
+        "max_shots": MAX_SHOTS,
+        "max_experiments": 300,
+        "description": backend.description,
+    }
+
+
+@router.get("/backends/{name}/properties", response={200: dict | None, 404: Error})
+def backends_properties(request: HttpRequest, name: str) -> None:
+    """No calibration data: the client then transpiles to `basis_gates` only."""
+    backend_or_404(name)
+    return None
+
+
+@router.get("/backends/{name}/status", response={200: BackendStatusOut, 404: Error})
+def backends_status(request: HttpRequest, name: str) -> dict[str, Any]:
+    backend = backend_or_404(name)
+    online = backend.status == models.Backend.Status.ONLINE
+    return {
+        "backend_name": backend.name,
+        "state": online,
+        "status": "active" if online else "paused",
+        "message": "" if online else "Paused: jobs queue but do not start.",
+        "length_queue": backend.jobs.filter(status=m.QUEUED).count(),
+        "backend_version": BACKEND_VERSION,
+    }
+
+
+@router.get("/instances/usage", response={200: UsageOut, 400: Error})
+def instances_usage(request: HttpRequest) -> dict[str, Any]:
+    """Fair-share usage of the selected instance over the usage window."""
+    node = principal(request).require_instance()
+    window = int(settings.QDASH["USAGE_WINDOW"])
+    used = models.UsageCharge.objects.filter(
+        instance=node, ended_at__gt=timezone.now() - timedelta(seconds=window)
+    ).aggregate(total=Sum("microseconds"))["total"]
+    return {
+        "instance": instance_crn(node.path),
+        "usage_consumed_seconds": (used or 0) / 1e6,
+        "usage_window_seconds": window,
+        "share": node.share,
+    }

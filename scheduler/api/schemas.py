@@ -1,0 +1,170 @@
+"""Request and answer shapes of the Qiskit Runtime-compatible API."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from ninja import Schema
+from pydantic import ConfigDict, Field, PositiveInt
+
+Tag = Annotated[str, Field(max_length=200)]
+MAX_SECONDS = 366 * 24 * 3600  # longer spans are refused, not overflowed
+
+
+class Error(Schema):
+    code: str
+    message: str
+
+
+class TokenOut(Schema):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    expiration: int
+
+
+class Device(Schema):
+    name: str
+    num_qubits: int
+    status: str
+    description: str = ""
+
+
+class DevicesOut(Schema):
+    devices: list[Device]
+
+
+class GateConfig(Schema):
+    name: str
+    parameters: list[str]
+    qasm_def: str
+
+
+class ConfigurationOut(Schema):
+    backend_name: str
+    backend_version: str
+    n_qubits: int
+    basis_gates: list[str]
+    gates: list[GateConfig]
+    local: bool
+    simulator: bool
+    conditional: bool
+    open_pulse: bool
+    memory: bool
+    coupling_map: list[list[int]] | None
+    online_date: str
+    max_shots: int
+    max_experiments: int
+    description: str = ""
+
+
+class BackendStatusOut(Schema):
+    backend_name: str
+    state: bool
+    status: str
+    message: str
+    length_queue: int
+    backend_version: str
+
+
+class SessionIn(Schema):
+    model_config = ConfigDict(extra="ignore")
+
+    backend: str
+    mode: Literal["dedicated", "batch"] = "dedicated"
+    instance: str | None = None
+    max_ttl: PositiveInt | None = Field(None, le=MAX_SECONDS, description="Maximum TTL in seconds.")
+
+
+class SessionPatch(Schema):
+    accepting_jobs: bool
+
+
+class SessionOut(Schema):
+    id: str
+    backend_name: str
+    instance: str
+    mode: str
+    state: str
+    accepting_jobs: bool
+    max_ttl: int | None
+    interactive_ttl: int
+    active_ttl: int | None
+    elapsed_time: float
+    created_at: str
+    started_at: str | None
+    activated_at: str | None
+    closed_at: str | None
+    closed_reason: str | None
+    last_job_started: str | None
+    last_job_completed: str | None
+    warnings: list[str] = []
+
+
+class JobIn(Schema):
+    """The body of `POST /jobs` as `qiskit-ibm-runtime` sends it (`program_run`)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    program_id: str
+    backend: str
+    params: dict[str, Any]
+    session_id: str | None = None
+    start_session: bool = False
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    cost: PositiveInt | None = Field(
+        None, le=MAX_SECONDS, description="Maximum execution time in seconds."
+    )
+    max_execution_time: PositiveInt | None = Field(
+        None, le=MAX_SECONDS, description="Alias of cost."
+    )
+    log_level: str | None = None
+
+
+class JobCreated(Schema):
+    id: str
+    backend: str
+    session_id: str | None = None
+    warnings: list[str] = []
+
+
+class JobState(Schema):
+    status: str
+    reason: str | None = None
+    reason_code: int | None = None
+
+
+class JobOut(Schema):
+    id: str
+    backend: str
+    session_id: str | None
+    instance: str
+    created: str
+    status: str
+    state: JobState
+    program: dict[str, str]
+    tags: list[str]
+    cost: int | None
+    runtime: str = ""
+    private: bool = False
+    params: dict[str, Any] | None = None
+
+
+class JobsOut(Schema):
+    jobs: list[JobOut]
+    count: int
+    limit: int
+    offset: int
+
+
+class TagsIn(Schema):
+    tags: list[Tag] = Field(max_length=50)
+
+
+class UsageOut(Schema):
+    instance: str
+    usage_consumed_seconds: float
+    usage_window_seconds: int
+    share: float
+    usage_limit_seconds: int | None = None
+    usage_limit_reached: bool = False

@@ -1,0 +1,76 @@
+"""`/backends` and `/instances/usage`, under both prefixes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from scheduler import models
+from tests.api.conftest import Caller, job_body
+
+pytestmark = pytest.mark.django_db
+
+CONFIG_KEYS = {
+    "backend_name", "backend_version", "n_qubits", "basis_gates", "gates", "local",
+    "simulator", "conditional", "open_pulse", "memory", "coupling_map", "online_date",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("prefix", ["/api/v1", "/experimental/api/v1"])
+def test_it_lists_backends_under_both_prefixes(
+    alice: Caller, backend: models.Backend, prefix: str
+) -> None:
+    response = Client().get(f"{prefix}/backends?include_mocks=True", headers=alice.headers())
+    assert response.status_code == 200
+    assert [d["name"] for d in response.json()["devices"]] == ["sim_a"]
+
+
+def test_configuration_has_what_the_client_needs(alice: Caller, backend: models.Backend) -> None:
+    config = alice.get("/backends/sim_a/configuration").json()
+    assert set(config) >= CONFIG_KEYS
+    assert config["simulator"] is False and config["n_qubits"] == 5
+    assert config["coupling_map"] is None
+    assert {"cx", "rz", "sx", "measure"} <= set(config["basis_gates"])
+    assert all({"name", "parameters", "qasm_def"} <= set(g) for g in config["gates"])
+
+
+def test_properties_are_null(alice: Caller, backend: models.Backend) -> None:
+    response = alice.get("/backends/sim_a/properties")
+    assert response.status_code == 200 and response.json() is None
+
+
+def test_status_counts_the_queue_and_shows_a_pause(alice: Caller, backend: models.Backend) -> None:
+    alice.post("/jobs", job_body(tags=["runs"]))
+    alice.post("/jobs", job_body(tags=["waits"]))  # the backend runs one job at a time
+    status = alice.get("/backends/sim_a/status").json()
+    assert status["state"] is True and status["status"] == "active"
+    assert status["length_queue"] == 1
+    models.Backend.objects.filter(pk=backend.pk).update(status=models.Backend.Status.PAUSED)
+    assert alice.get("/backends/sim_a/status").json()["status"] == "paused"
+
+
+@pytest.mark.parametrize("suffix", ["configuration", "properties", "status"])
+def test_an_unknown_backend_is_404(alice: Caller, suffix: str) -> None:
+    response = alice.get(f"/backends/nope/{suffix}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "unknown_backend"
+
+
+def test_usage_is_the_instances_charged_time(alice: Caller, bob: Caller) -> None:
+    node = models.Instance.objects.get(path="hub/group/alice")
+    now = timezone.now()
+    models.UsageCharge.objects.create(
+        instance=node, kind="run", microseconds=2_500_000, ended_at=now - timedelta(seconds=5)
+    )
+    assert alice.get("/instances/usage").json()["usage_consumed_seconds"] == 2.5
+    assert bob.get("/instances/usage").json()["usage_consumed_seconds"] == 0
+
+
+def test_openapi_schema_and_docs_are_served() -> None:
+    schema = Client().get("/api/v1/openapi.json")
+    assert schema.status_code == 200
+    assert "/api/v1/jobs" in schema.json()["paths"]
+    assert Client().get("/api/v1/docs").status_code == 200

@@ -1,0 +1,267 @@
+"""`/jobs`: submit, retry safety, limits, read, list, cancel, delete, results, metrics, tags."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+
+from scheduler import models
+from scheduler.policy import model as m
+from tests.api.conftest import Caller, bell_params, job_body, pause
+
+pytestmark = pytest.mark.django_db
+
+
+def submit(caller: Caller, **extra: object) -> str:
+    response = caller.post("/jobs", job_body(**extra))
+    assert response.status_code == 201, response.content
+    return str(response.json()["id"])
+
+
+def test_it_queues_a_job_with_the_params_as_sent(alice: Caller, backend: models.Backend) -> None:
+    pause(backend)
+    response = alice.post("/jobs", job_body(tags=["t1"], cost=30))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["backend"] == "sim_a" and body["session_id"] is None
+    job = models.Job.objects.get(uid=body["id"])
+    assert job.owner == alice.user and job.params == bell_params()
+    assert job.tags == ["t1"] and job.max_execution_time == timedelta(seconds=30)
+
+
+def test_start_session_makes_the_job_the_session(alice: Caller, backend: models.Backend) -> None:
+    body = alice.post("/jobs", job_body(start_session=True)).json()
+    assert body["session_id"] == body["id"]
+    assert models.Session.objects.get(uid=body["id"]).owner == alice.user
+
+
+def test_an_idempotency_key_returns_the_first_job(alice: Caller, backend: models.Backend) -> None:
+    first = alice.post("/jobs", job_body(), **{"Idempotency-Key": "k1"})
+    again = alice.post("/jobs", job_body(), **{"Idempotency-Key": "k1"})
+    other = alice.post("/jobs", job_body(), **{"Idempotency-Key": "k2"})
+    assert (first.status_code, again.status_code, other.status_code) == (201, 200, 201)
+    assert first.json()["id"] == again.json()["id"] != other.json()["id"]
+    assert models.Job.objects.count() == 2
+
+
+@override_settings(QDASH_JOB_DEDUPE_SECONDS=60)
+def test_an_identical_body_within_the_window_is_one_job(
+    alice: Caller, bob: Caller, backend: models.Backend
+) -> None:
+    first = submit(alice)
+    retry = alice.post("/jobs", job_body())
+    assert retry.status_code == 200 and retry.json()["id"] == first
+    assert submit(alice, tags=["different"]) != first
+    assert submit(bob) != first  # another user's identical body is its own job
+
+
+def test_identical_bodies_are_separate_jobs_by_default(
+    alice: Caller, backend: models.Backend
+) -> None:
+    assert submit(alice) != submit(alice)  # a loop running one circuit many times
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        ({"program_id": "executor"}, 400, "unknown_program"),
+        ({"backend": "nope"}, 404, "unknown_backend"),
+        ({"session_id": "qnope"}, 404, "unknown_session"),
+        ({"params": {"pubs": []}}, 400, "invalid_circuit"),
+        ({"params": {"pubs": [["not qpy"]]}}, 400, "invalid_circuit"),
+        ({"params": "x"}, 400, "invalid_request"),
+        ({"tags": "x"}, 400, "invalid_request"),
+        ({"params": {**bell_params(), "options": {"default_shots": -1}}}, 400, "invalid_circuit"),
+    ],
+)
+def test_bad_jobs_are_refused_and_store_nothing(
+    alice: Caller, backend: models.Backend, change: dict, status: int, code: str
+) -> None:
+    response = alice.post("/jobs", {**job_body(), **change})
+    assert response.status_code == status, response.content
+    assert response.json()["code"] == code
+    assert not models.Job.objects.exists()
+
+
+def test_a_circuit_wider_than_the_backend_is_refused(alice: Caller) -> None:
+    from tests.factories import BackendFactory
+
+    BackendFactory(name="tiny", num_qubits=1)
+    response = alice.post("/jobs", job_body(backend="tiny"))
+    assert response.status_code == 400 and "qubits" in response.json()["message"]
+
+
+def test_a_body_that_is_not_json_is_400(alice: Caller, backend: models.Backend) -> None:
+    response = alice.client.post(
+        "/api/v1/jobs", "{oops", content_type="application/json", headers=alice.headers()
+    )
+    assert response.status_code == 400 and response.json()["code"] == "invalid_json"
+
+
+def test_a_payload_over_djangos_memory_limit_is_accepted(
+    alice: Caller, backend: models.Backend
+) -> None:
+    params = {**bell_params(), "note": "x" * (3 * 2**20)}  # DATA_UPLOAD_MAX_MEMORY_SIZE: 2.5 MB
+    assert alice.post("/jobs", job_body(params=params)).status_code == 201
+
+
+@pytest.mark.parametrize("field", ["cost", "max_execution_time"])
+def test_an_absurd_time_limit_is_400_not_an_overflow(
+    alice: Caller, backend: models.Backend, field: str
+) -> None:
+    response = alice.post("/jobs", job_body(**{field: 10**30}))
+    assert response.status_code == 400 and response.json()["code"] == "invalid_request"
+
+
+@override_settings(QDASH_MAX_PAYLOAD_BYTES=100)
+def test_an_oversized_payload_is_413(alice: Caller, backend: models.Backend) -> None:
+    response = alice.post("/jobs", job_body())
+    assert response.status_code == 413
+    assert response.json()["code"] == "payload_too_large"
+    assert not models.Job.objects.exists()
+
+
+@override_settings(QDASH_MAX_QUEUED_PER_USER=2)
+def test_the_queued_job_limit_is_429(alice: Caller, backend: models.Backend) -> None:
+    pause(backend)
+    submit(alice, tags=["1"])
+    submit(alice, tags=["2"])
+    response = alice.post("/jobs", job_body(tags=["3"]))
+    assert response.status_code == 429 and response.json()["code"] == "too_many_queued"
+
+
+def test_a_job_reads_as_the_client_expects(alice: Caller, backend: models.Backend) -> None:
+    pause(backend)
+    uid = submit(alice, tags=["x"])
+    body = alice.get(f"/jobs/{uid}").json()
+    assert body["state"] == {"status": "Queued", "reason": None, "reason_code": None}
+    assert body["program"] == {"id": "sampler"} and body["tags"] == ["x"]
+    assert body["backend"] == "sim_a" and body["created"].endswith("Z")
+    assert body["params"] == bell_params()
+    assert alice.get(f"/jobs/{uid}", exclude_params="true").json()["params"] is None
+
+
+def test_a_run_over_its_limit_shows_cancelled_1305(alice: Caller, backend: models.Backend) -> None:
+    uid = submit(alice)
+    models.Job.objects.filter(uid=uid).update(status=m.FAILED, error=m.MAX_EXECUTION_TIME_EXCEEDED)
+    state = alice.get(f"/jobs/{uid}").json()["state"]
+    assert state["status"] == "Cancelled" and state["reason_code"] == 1305
+    assert state["reason"].startswith("Job ran longer than maximum execution time")
+    assert "maximum execution time" in alice.get(f"/jobs/{uid}/results").content.decode()
+
+
+def test_results_are_the_stored_text(alice: Caller, backend: models.Backend) -> None:
+    uid = submit(alice)
+    assert alice.get(f"/jobs/{uid}/results").status_code == 409  # not finished
+    models.Job.objects.filter(uid=uid).update(status=m.COMPLETED, result='{"x": 1}')
+    response = alice.get(f"/jobs/{uid}/results")
+    assert response["Content-Type"] == "application/json"
+    assert json.loads(response.content) == {"x": 1}
+
+
+def test_a_failed_jobs_results_are_its_error(alice: Caller, backend: models.Backend) -> None:
+    uid = submit(alice)
+    models.Job.objects.filter(uid=uid).update(
+        status=m.FAILED, error="execution_failed", error_message="simulation failed: boom"
+    )
+    assert "boom" in alice.get(f"/jobs/{uid}/results").content.decode()
+    assert alice.get(f"/jobs/{uid}").json()["state"]["status"] == "Failed"
+
+
+def test_list_filters_and_pages(alice: Caller, backend: models.Backend) -> None:
+    pause(backend)
+    uids = [submit(alice, tags=[str(n)]) for n in range(3)]
+    models.Job.objects.filter(uid=uids[0]).update(status=m.COMPLETED)
+    listed = alice.get("/jobs", limit=2).json()
+    assert listed["count"] == 3 and [j["id"] for j in listed["jobs"]] == uids[:0:-1]
+    assert [j["id"] for j in alice.get("/jobs", limit=2, offset=2).json()["jobs"]] == [uids[0]]
+    assert alice.get("/jobs", pending="true").json()["count"] == 2
+    assert alice.get("/jobs", pending="false").json()["count"] == 1
+    assert alice.get("/jobs", backend="other").json()["count"] == 0
+    assert alice.get("/jobs", created_after="2999-01-01T00:00:00Z").json()["count"] == 0
+    assert alice.get("/jobs", sort="ASC").json()["jobs"][0]["id"] == uids[0]
+
+
+def test_list_filters_by_session(alice: Caller, backend: models.Backend) -> None:
+    session = alice.post("/sessions", {"backend": "sim_a"}).json()["id"]
+    inside = submit(alice, session_id=session)
+    submit(alice, tags=["outside"])
+    jobs = alice.get("/jobs", session_id=session).json()["jobs"]
+    assert [j["id"] for j in jobs] == [inside] and jobs[0]["session_id"] == session
+
+
+def test_cancel_a_queued_job_and_refuse_a_final_one(alice: Caller, backend: models.Backend) -> None:
+    pause(backend)
+    uid = submit(alice)
+    assert alice.post(f"/jobs/{uid}/cancel").status_code == 204
+    assert models.Job.objects.get(uid=uid).status == m.CANCELLED
+    again = alice.post(f"/jobs/{uid}/cancel")
+    assert again.status_code == 409 and again.json()["code"] == "job_final"
+
+
+def test_delete_only_a_final_job(alice: Caller, backend: models.Backend) -> None:
+    pause(backend)
+    uid = submit(alice)
+    assert alice.delete(f"/jobs/{uid}").status_code == 409
+    alice.post(f"/jobs/{uid}/cancel")
+    assert alice.delete(f"/jobs/{uid}").status_code == 204
+    assert not models.Job.objects.filter(uid=uid).exists()
+
+
+def test_metrics_show_queue_position_and_estimated_start(
+    alice: Caller, backend: models.Backend
+) -> None:
+    running = submit(alice, tags=["first"])
+    waiting = submit(alice, tags=["second"])
+    metrics = alice.get(f"/jobs/{waiting}/metrics").json()
+    assert metrics["position_in_queue"] == 1
+    assert metrics["estimated_start_time"] is not None
+    assert metrics["timestamps"]["created"] is not None
+    ran = alice.get(f"/jobs/{running}/metrics").json()
+    assert ran["position_in_queue"] is None and ran["timestamps"]["running"] is not None
+    assert ran["usage"]["status"] == "pending"
+
+
+def test_logs_list_the_jobs_events(alice: Caller, backend: models.Backend) -> None:
+    uid = submit(alice)
+    response = alice.get(f"/jobs/{uid}/logs")
+    assert response.status_code == 200 and "job_submitted" in response.content.decode()
+
+
+def test_tags_are_replaced(alice: Caller, backend: models.Backend) -> None:
+    uid = submit(alice, tags=["a"])
+    assert alice.put(f"/jobs/{uid}/tags", {"tags": ["b", "c"]}).status_code == 204
+    assert models.Job.objects.get(uid=uid).tags == ["b", "c"]
+
+
+@pytest.mark.parametrize(
+    ("method", "suffix"),
+    [
+        ("get", ""),
+        ("get", "/results"),
+        ("get", "/logs"),
+        ("get", "/metrics"),
+        ("post", "/cancel"),
+        ("delete", ""),
+    ],
+)
+def test_another_users_job_is_404(
+    alice: Caller, bob: Caller, backend: models.Backend, method: str, suffix: str
+) -> None:
+    uid = submit(alice)
+    response = getattr(bob, method)(f"/jobs/{uid}{suffix}")
+    assert response.status_code == 404 and response.json()["code"] == "not_found"
+    assert bob.put(f"/jobs/{uid}/tags", {"tags": []}).status_code == 404
+    assert bob.get("/jobs").json()["count"] == 0
+    assert models.Job.objects.get(uid=uid).status != m.CANCELLED
+
+
+def test_a_job_needs_an_instance(alice: Caller, backend: models.Backend) -> None:
+    alice.crn = ""
+    other = models.Instance.objects.create(path="hub/group/other2")
+    alice.user.instances.add(other)
+    response = alice.post("/jobs", job_body())
+    assert response.status_code == 400 and response.json()["code"] == "instance_required"

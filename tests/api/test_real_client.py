@@ -1,0 +1,149 @@
+"""The unmodified `qiskit-ibm-runtime` client against a live qdash server and scheduler."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import close_old_connections, connection
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import generate_preset_pass_manager
+from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService, SamplerV2, Session
+from qiskit_ibm_runtime.exceptions import IBMRuntimeError, RuntimeJobMaxTimeoutError
+
+from scheduler import models
+from scheduler.api.auth import instance_crn
+from scheduler.auth_tokens import tokens_issue
+from scheduler.policy import model as m
+from scheduler.runner import Scheduler
+from tests.factories import BackendFactory, UserFactory, instance
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    # The client deprecates SamplerV2 and more in favour of newer APIs.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+]
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture
+def scheduler_thread() -> Iterator[None]:
+    """The scheduler ticking every 0.05 s in a thread, executing jobs inline."""
+    stop = threading.Event()
+
+    def run() -> None:
+        scheduler = Scheduler(inline=True)
+        try:
+            while not stop.is_set():
+                try:
+                    scheduler.tick()
+                except Exception:  # a failed step rolled back; the next tick retries
+                    log.exception("scheduler tick failed")
+                stop.wait(0.05)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name="test-scheduler", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(10)
+    close_old_connections()
+
+
+@pytest.fixture
+def service(live_server: Any, monkeypatch: pytest.MonkeyPatch, scheduler_thread: None) -> Any:
+    BackendFactory(
+        name="sim_x",
+        num_qubits=5,
+        job_overhead=timedelta(milliseconds=20),
+        shot_time=timedelta(microseconds=1),
+    )
+    user = UserFactory(username="client")
+    instance("hub/group/client").members.add(user)
+    _, key = tokens_issue(user=user)
+    monkeypatch.setenv("IAM_URL", live_server.url)
+    monkeypatch.setenv("QISKIT_FUNCTIONS_EXPERIMENTAL", "1")
+    return QiskitRuntimeService(
+        channel="ibm_quantum_platform",
+        token=key,
+        instance=instance_crn("hub/group/client"),
+        url=live_server.url + "/experimental/api/v1",
+    )
+
+
+def bell(backend: Any) -> QuantumCircuit:
+    circuit = QuantumCircuit(2)
+    circuit.h(0)
+    circuit.cx(0, 1)
+    circuit.measure_all()
+    return generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
+
+
+def test_a_session_runs_sampler_and_estimator_jobs(service: Any) -> None:
+    assert [b.name for b in service.backends()] == ["sim_x"]
+    backend = service.backend("sim_x")
+    circuit = bell(backend)
+    with Session(backend=backend) as session:
+        sampler = SamplerV2(mode=session)
+        job = sampler.run([circuit], shots=2000)
+        counts = job.result()[0].data.meas.get_counts()
+        assert set(counts) == {"00", "11"} and abs(counts["00"] - 1000) < 200
+        assert job.status() == "DONE" and job.session_id == session.session_id
+
+        unmeasured = circuit.remove_final_measurements(inplace=False)
+        observable = SparsePauliOp("ZZ").apply_layout(unmeasured.layout)
+        evs = EstimatorV2(mode=session).run([(unmeasured, observable)]).result()[0].data.evs
+        assert abs(float(evs) - 1) < 0.1
+
+        details = session.details()
+        assert details["state"] == "active" and details["backend_name"] == "sim_x"
+        assert details["accepting_jobs"] is True
+        metrics = job.metrics()
+        assert metrics["timestamps"]["finished"] is not None
+        session_id = session.session_id
+
+    reopened = Session.from_id(session_id, service)
+    assert reopened.details()["accepting_jobs"] is False
+    with pytest.raises(IBMRuntimeError, match="closed"):
+        SamplerV2(mode=reopened).run([circuit])
+    row = models.Session.objects.get(uid=session_id)
+    assert row.state == m.CLOSED and row.jobs.count() == 2
+
+
+def test_a_queued_job_shows_its_place_and_can_be_cancelled(service: Any) -> None:
+    backend = service.backend("sim_x")
+    circuit = bell(backend)
+    models.Backend.objects.filter(name="sim_x").update(status=models.Backend.Status.PAUSED)
+    job = SamplerV2(mode=backend).run([circuit], shots=100)
+    assert job.status() == "QUEUED"
+    metrics = job.metrics()
+    assert metrics["position_in_queue"] is None  # a paused backend starts nothing
+    job.cancel()
+    assert job.status() == "CANCELLED"
+    assert models.Job.objects.get(uid=job.job_id()).status == m.CANCELLED
+
+    models.Backend.objects.filter(name="sim_x").update(status=models.Backend.Status.ONLINE)
+    again = SamplerV2(mode=backend).run([circuit], shots=200)
+    assert again.result()[0].data.meas.num_shots == 200
+    listed = service.jobs(limit=10)
+    assert {j.job_id() for j in listed} == {job.job_id(), again.job_id()}
+    assert service.job(again.job_id()).status() == "DONE"
+
+
+def test_a_job_over_its_max_execution_time_raises_the_timeout_error(service: Any) -> None:
+    BackendFactory(
+        name="sim_slow", num_qubits=5, job_overhead=timedelta(seconds=30), shot_time=timedelta(0)
+    )
+    backend = service.backend("sim_slow")
+    sampler = SamplerV2(mode=backend)
+    sampler.options.max_execution_time = 1
+    job = sampler.run([bell(backend)], shots=10)
+    with pytest.raises(RuntimeJobMaxTimeoutError):
+        job.result(timeout=20)
+    assert models.Job.objects.get(uid=job.job_id()).error == m.MAX_EXECUTION_TIME_EXCEEDED
