@@ -1,5 +1,9 @@
 """Websocket URL routes; consumers register here."""
 
-from django.urls import URLPattern
+from django.urls import URLPattern, path
 
-websocket_urlpatterns: list[URLPattern] = []
+from scheduler.consumers import DashboardConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/live", DashboardConsumer.as_asgi(), name="ws-live"),
+]

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import plotly
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -40,6 +41,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_htmx",
+    "template_partials",
     "scheduler",
 ]
 
@@ -115,7 +117,14 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    # plotly.js from the installed plotly package, not a CDN.
+    ("vendor/plotly", Path(plotly.__file__).resolve().parent / "package_data"),
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -129,6 +138,11 @@ QDASH = {
     "USAGE_WINDOW": env_int("QDASH_USAGE_WINDOW", 2419200),
     "BACKEND_MAX_RUNTIME": env_int("QDASH_BACKEND_MAX_RUNTIME", 10800),
 }
+
+# API limits.
+QDASH_MAX_PAYLOAD_BYTES = env_int("QDASH_MAX_PAYLOAD_BYTES", 10 * 1024 * 1024)
+QDASH_MAX_QUEUED_PER_USER = env_int("QDASH_MAX_QUEUED_PER_USER", 100)
+QDASH_JOB_DEDUPE_SECONDS = env_int("QDASH_JOB_DEDUPE_SECONDS", 0)
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,84 @@
-from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_safe
+"""Browser pages. Reads come from `selectors` (via `fragments`), writes go through `services`.
+
+Each page is one template; an htmx request gets the page's own partial
+(`page.html#name`), and the live websocket pushes the same partials.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST, require_safe
+from django_htmx.middleware import HtmxDetails
+
+from scheduler import fragments, models, selectors, services
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
 
 
 @require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness probe for load balancers and process managers."""
     return JsonResponse({"status": "ok"})
+
+
+def _filters(request: HttpRequest) -> dict[str, str]:
+    return {key: request.GET.get(key, "").strip() for key in selectors.JOB_FILTERS}
+
+
+@require_safe
+@login_required
+def dashboard(request: HtmxHttpRequest) -> HttpResponse:
+    """Backend cards, queue-depth charts, the session timeline and the job table."""
+    filters = _filters(request)
+    if request.htmx:
+        jobs = selectors.jobs_table(user=request.user, filters=filters)
+        return render(request, "dashboard.html#job-table", {"jobs": jobs})
+    context = fragments.dashboard_context(user=request.user, filters=filters)
+    return render(request, "dashboard.html", context)
+
+
+@require_safe
+@login_required
+def job_detail(request: HttpRequest, uid: str) -> HttpResponse:
+    job = get_object_or_404(selectors.jobs_visible(user=request.user), uid=uid)
+    return render(request, "job.html", fragments.job_context(job))
+
+
+def _session_for_user(request: HttpRequest, uid: str) -> models.Session:
+    return get_object_or_404(selectors.sessions_visible(user=request.user), uid=uid)
+
+
+@require_safe
+@login_required
+def session_detail(request: HttpRequest, uid: str) -> HttpResponse:
+    session = _session_for_user(request, uid)
+    return render(request, "session.html", fragments.session_context(session, request.user))
+
+
+@require_POST
+@login_required
+def session_action(request: HtmxHttpRequest, uid: str, action: str) -> HttpResponse:
+    """Close (stop accepting jobs) or cancel a session: its owner or staff only."""
+    session = _session_for_user(request, uid)
+    if not fragments.session_may_manage(session, request.user):
+        raise PermissionDenied("Only the session's owner can close or cancel it.")
+    if action == "close":
+        session = services.sessions_close(session=session)
+    else:
+        session = services.sessions_cancel(session=session)
+    if request.htmx:
+        context = fragments.session_context(session, request.user)
+        return render(request, "session.html#session-status", context)
+    return redirect("session", uid=uid)
+
+
+@require_safe
+@login_required
+def fair_share(request: HttpRequest) -> HttpResponse:
+    """The instance tree with shares and usage, and what each backend starts next."""
+    return render(request, "fair_share.html", fragments.fair_share_context())

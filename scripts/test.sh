@@ -30,10 +30,10 @@ wait_for() {
 # missing NAME: a service is down; fatal in CI, otherwise skip what needs it.
 missing() {
   if [ "${CI:-}" = true ]; then
-    echo "error: $1 is not reachable on 127.0.0.1 and could not be started" >&2
+    echo "error: $1 is not available and could not be started or installed" >&2
     exit 1
   fi
-  echo "warning: $1 is not reachable on 127.0.0.1; skipping the passes that need it" >&2
+  echo "warning: $1 is not available; skipping the tests that need it" >&2
 }
 
 step "services"
@@ -49,6 +49,15 @@ if ! redis_up >/dev/null 2>&1 && command -v redis-server >/dev/null; then
     --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
 fi
 if wait_for 10 redis_up; then export QDASH_TEST_REDIS=1; echo "Redis: up"; else missing Redis; fi
+
+step "browser"
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing Debian chromium and chromium-driver for the browser tests"
+  if ! { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; } >/dev/null; then
+    missing "Debian chromium"
+  fi
+fi
+[ -x /usr/bin/chromium ] && echo "chromium: $(/usr/bin/chromium --version 2>/dev/null)"
 
 step "ruff"
 ruff check .

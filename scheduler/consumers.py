@@ -1,0 +1,101 @@
+"""Websocket consumers. Thin: they render fragments from the database and send them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from scheduler import fragments, live, selectors
+
+PAGES = ("dashboard", "job", "session", "fair_share")
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    """One websocket per page: HTML fragments for htmx (swapped by id), JSON for Plotly.
+
+    On connect (and so on every reconnect) it sends the page's fragments in
+    full, so a page that missed messages catches up.
+    """
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        if self.user is None or not self.user.is_authenticated:
+            await self.close(code=4401)
+            return
+        params = parse_qs(self.scope.get("query_string", b"").decode())
+        page = params.get("page", ["dashboard"])[0]
+        self.page = page if page in PAGES else "dashboard"
+        self.uid = params.get("uid", [""])[0]
+        self.filters = {key: params.get(key, [""])[0] for key in selectors.JOB_FILTERS}
+        await self.channel_layer.group_add(live.GROUP, self.channel_name)
+        await self.accept()
+        await self._send_all(await self._render(None))
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(live.GROUP, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """The job table's filter form (htmx `ws-send`): re-render the table for it."""
+        try:
+            data = json.loads(text_data or "{}")
+        except ValueError:
+            return
+        if self.page != "dashboard" or not isinstance(data, dict):
+            return
+        self.filters = {key: str(data.get(key, "")).strip() for key in selectors.JOB_FILTERS}
+        await self._send_all(await self._render({"backends": [], "jobs": ["*"], "sessions": []}))
+
+    async def dashboard_changed(self, event: dict[str, Any]) -> None:
+        """A scheduler step committed: re-render what it touched."""
+        await self._send_all(await self._render(event))
+
+    async def _send_all(self, messages: list[str]) -> None:
+        for message in messages:
+            await self.send(text_data=message)
+
+    @database_sync_to_async
+    def _render(self, change: dict[str, Any] | None) -> list[str]:
+        return render_page(
+            page=self.page, uid=self.uid, user=self.user, filters=self.filters, change=change
+        )
+
+
+def render_page(
+    *, page: str, uid: str, user: Any, filters: dict[str, str], change: dict[str, Any] | None
+) -> list[str]:
+    """The messages a page needs after `change` (None: everything, as on connect)."""
+    if page == "dashboard":
+        if change is None:
+            html = fragments.dashboard_fragments(
+                user=user, filters=filters, backends=None, jobs=True
+            )
+            cards = selectors.backend_cards()
+            return [*html, fragments.to_json(fragments.charts(cards=cards))]
+        messages = fragments.dashboard_fragments(
+            user=user, filters=filters, backends=change["backends"], jobs=bool(change["jobs"])
+        )
+        if change["backends"]:
+            messages.append(fragments.depth_points(backends=change["backends"], at=change["at"]))
+        if change["sessions"]:
+            messages.append(fragments.timeline_message())
+        return messages
+    if page == "job":
+        # A queued job's position moves with anything on its backend.
+        if change is None or uid in change["jobs"]:
+            status = fragments.job_fragment(uid=uid, user=user)
+        elif change["backends"]:
+            status = fragments.job_fragment(uid=uid, user=user, backends=change["backends"])
+        else:
+            status = None
+        return [status] if status else []
+    if page == "session":
+        if change is None or uid in change["sessions"]:
+            return fragments.session_fragments(uid=uid, user=user)
+        return []
+    if change is None or change["jobs"]:
+        return [fragments.fair_share_fragment()]
+    return []

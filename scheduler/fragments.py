@@ -1,0 +1,151 @@
+"""Page contexts and the HTML fragments the live websocket pushes.
+
+Views render whole pages from these contexts; the dashboard consumer renders
+the same templates' partials (`page.html#name`), so a fragment pushed live is
+exactly what a reload would show.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from scheduler import models, selectors
+from scheduler.clock import from_ticks
+
+
+def dashboard_context(*, user: Any, filters: Mapping[str, str]) -> dict[str, Any]:
+    """Everything the dashboard shows."""
+    cards = selectors.backend_cards()
+    return {
+        "cards": cards,
+        "jobs": selectors.jobs_table(user=user, filters=filters),
+        "filters": filters,
+        "choices": selectors.job_filter_choices(user=user),
+        "charts": charts(cards=cards),
+    }
+
+
+def charts(*, cards: Iterable[selectors.BackendCard]) -> dict[str, Any]:
+    """Full data of the dashboard's charts: queue depth per backend and the session timeline."""
+    now = timezone.now()
+    since = now - selectors.TIMELINE_SPAN
+    return {
+        "type": "charts",
+        "depth": {
+            card.backend.name: selectors.depth_history(backend=card.backend, since=since)
+            for card in cards
+        },
+        "timeline": selectors.session_timeline(since=since, now=now),
+        "maxPoints": selectors.CHART_POINTS,
+        "span": selectors.TIMELINE_SPAN.total_seconds(),
+    }
+
+
+def job_context(job: models.Job) -> dict[str, Any]:
+    """A job with, while queued, its estimate and why it waits; when completed, its results."""
+    context: dict[str, Any] = {"job": job, "estimate": None, "reasons": []}
+    if job.status == models.Job.Status.QUEUED:
+        policy, now = selectors.policy_now()
+        found = selectors.estimates(policy, now).get(job.uid)
+        if found is not None:
+            context["estimate"] = found
+            if found.start is not None:
+                context["estimated_start"] = from_ticks(found.start)
+        context["reasons"] = selectors.job_wait_reason(job, policy, now)
+    if job.status == models.Job.Status.COMPLETED:
+        context["result_chart"] = selectors.job_result_chart(job)
+    return context
+
+
+def session_context(session: models.Session, user: Any) -> dict[str, Any]:
+    timeline = selectors.session_timeline(since=session.created_at - timedelta(seconds=1))
+    timeline["spans"] = [s for s in timeline["spans"] if s["session"] == session.uid]
+    timeline["reservations"] = [
+        r for r in timeline["reservations"] if r["backend"] == session.backend.name
+    ]
+    return {
+        "session": session,
+        "jobs": list(session.jobs.select_related("backend", "instance").order_by("submitted_at")),
+        "events": selectors.session_events(session=session),
+        "timeline": timeline,
+        "can_manage": session_may_manage(session, user),
+    }
+
+
+def session_may_manage(session: models.Session, user: Any) -> bool:
+    """Its owner (or staff) may close or cancel a session that is not closed."""
+    live = session.state != models.Session.State.CLOSED
+    return live and (bool(user.is_staff) or session.owner_id == user.pk)
+
+
+def fair_share_context() -> dict[str, Any]:
+    policy, now = selectors.policy_now()
+    return {"tree": selectors.fair_share_tree(), "order": selectors.fair_share_order(policy, now)}
+
+
+# ------------------------------------------------------------- live fragments
+def dashboard_fragments(
+    *, user: Any, filters: Mapping[str, str], backends: Iterable[str] | None, jobs: bool
+) -> list[str]:
+    """Cards of the named backends (all when None) and, if jobs changed, the job table."""
+    html: list[str] = [
+        render_to_string("dashboard.html#backend-card", {"card": card})
+        for card in selectors.backend_cards(names=backends)
+    ]
+    if jobs:
+        rows = selectors.jobs_table(user=user, filters=filters)
+        html.append(render_to_string("dashboard.html#job-table", {"jobs": rows}))
+    return html
+
+
+def depth_points(*, backends: Iterable[str], at: int | None) -> str:
+    """The current queue depth per lane of each backend, for `Plotly.extendTraces`."""
+    moment = from_ticks(at) if at is not None else timezone.now()
+    points = {
+        card.backend.name: {"at": moment, **card.depth}
+        for card in selectors.backend_cards(names=backends)
+    }
+    return to_json({"type": "depth", "points": points})
+
+
+def timeline_message() -> str:
+    now = timezone.now()
+    timeline = selectors.session_timeline(since=now - selectors.TIMELINE_SPAN, now=now)
+    return to_json({"type": "timeline", "timeline": timeline})
+
+
+def job_fragment(*, uid: str, user: Any, backends: Iterable[str] | None = None) -> str | None:
+    """The job page's status; with `backends`, only for a queued job on one of them."""
+    jobs = selectors.jobs_visible(user=user).filter(uid=uid)
+    if backends is not None:
+        jobs = jobs.filter(status=models.Job.Status.QUEUED, backend__name__in=list(backends))
+    job = jobs.first()
+    if job is None:
+        return None
+    return render_to_string("job.html#job-status", job_context(job))
+
+
+def session_fragments(*, uid: str, user: Any) -> list[str]:
+    session = selectors.sessions_visible(user=user).filter(uid=uid).first()
+    if session is None:
+        return []
+    context = session_context(session, user)
+    return [
+        render_to_string("session.html#session-status", context),
+        render_to_string("session.html#session-jobs", context),
+    ]
+
+
+def fair_share_fragment() -> str:
+    return render_to_string("fair_share.html#fair-share-body", fair_share_context())
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, cls=DjangoJSONEncoder)

@@ -1,0 +1,69 @@
+"""Live notifications: after each committed scheduler step, tell the dashboards what changed.
+
+The message only names ids; consumers read the database for the truth. A lost
+message leaves a page stale until the next change or a reconnect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from scheduler import engine
+from scheduler.policy import model as m
+
+log = logging.getLogger(__name__)
+GROUP = "dashboard"
+MESSAGE_TYPE = "dashboard.changed"  # handled by DashboardConsumer.dashboard_changed
+
+
+def changes(events: Iterable[m.Event]) -> dict[str, Any]:
+    """The job, session and backend ids a step's events touched, and when."""
+    jobs: dict[str, None] = {}
+    sessions: dict[str, None] = {}
+    backends: dict[str, None] = {}
+    last = None
+    for event in events:
+        subject = event.subject
+        last = event.at
+        if isinstance(subject, m.Job):
+            jobs[subject.id] = None
+            backends[subject.backend] = None
+            if subject.session is not None:
+                sessions[subject.session.id] = None
+        elif isinstance(subject, m.Session):
+            sessions[subject.id] = None
+            backends[subject.backend] = None
+        elif isinstance(subject, m.Backend):
+            backends[subject.name] = None
+        elif isinstance(subject, m.Reservation):
+            backends[subject.backend] = None
+    return {
+        "jobs": list(jobs),
+        "sessions": list(sessions),
+        "backends": list(backends),
+        "at": last,
+    }
+
+
+def notify(events: list[m.Event]) -> None:
+    """The `engine.after_commit` hook: one group message per step that changed something."""
+    if not events:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(GROUP, {"type": MESSAGE_TYPE, **changes(events)})
+    except Exception:  # noqa: BLE001 - a lost notification must never fail the step
+        log.exception("live notification failed")
+
+
+def register() -> None:
+    """Install the hook once (AppConfig.ready)."""
+    if notify not in engine.after_commit:
+        engine.after_commit.append(notify)

@@ -1,0 +1,187 @@
+// qdash live pages: local times, countdowns, Plotly charts fed over the page's one websocket.
+(function () {
+  "use strict";
+  // Okabe-Ito, a colour-blind-safe palette.
+  var LANE_COLOURS = { reservation: "#E69F00", session: "#0072B2", fair_share: "#009E73" };
+  var LANE_NAMES = { reservation: "reservation", session: "session", fair_share: "fair-share" };
+  var STATE_COLOURS = { open: "#56B4E9", active: "#0072B2", inactive: "#CC79A7" };
+  var LANES = ["reservation", "session", "fair_share"];
+  var maxPoints = 200;
+  var span = 1800; // seconds of history on the dashboard (the server's TIMELINE_SPAN)
+
+  function localTimes(root) {
+    root.querySelectorAll("time.local[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      var sameDay = d.toDateString() === new Date().toDateString();
+      el.textContent = sameDay ? d.toLocaleTimeString() : d.toLocaleString();
+      el.title = d.toString();
+    });
+  }
+
+  function tickCountdowns() {
+    var now = Date.now();
+    document.querySelectorAll(".countdown[data-deadline]").forEach(function (el) {
+      var left = Math.round((new Date(el.dataset.deadline) - now) / 1000);
+      if (left <= 0) { el.textContent = "due"; el.classList.add("due"); return; }
+      var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+      el.textContent = (h ? h + "h " : "") + (h || m ? m + "m " : "") + s + "s";
+    });
+  }
+
+  var layoutBase = {
+    margin: { l: 40, r: 10, t: 30, b: 30 }, height: 220,
+    legend: { orientation: "h", y: -0.25 }, xaxis: { type: "date" },
+  };
+
+  function depthTraces(series) {
+    return LANES.map(function (lane) {
+      return {
+        x: series.x.map(function (t) { return new Date(t); }), y: series[lane],
+        name: LANE_NAMES[lane], type: "scatter", mode: "lines", line: { shape: "hv", color: LANE_COLOURS[lane] },
+        stackgroup: "depth",
+      };
+    });
+  }
+
+  function drawDepth(charts) {
+    Object.keys(charts.depth || {}).forEach(function (name) {
+      var el = document.getElementById("depth-" + name);
+      if (!el || !window.Plotly) return;
+      var layout = Object.assign({}, layoutBase, { title: { text: name, font: { size: 13 } }, yaxis: { rangemode: "tozero", title: { text: "queued" } } });
+      Plotly.react(el, depthTraces(charts.depth[name]), layout, { displayModeBar: false, responsive: true });
+    });
+  }
+
+  function onDashboard() {
+    var main = document.querySelector("main");
+    return main && main.dataset.page === "dashboard";
+  }
+
+  function drawTimeline(timeline) {
+    var el = document.getElementById("session-timeline");
+    if (!el || !window.Plotly || !timeline) return;
+    var byState = {};
+    (timeline.spans || []).forEach(function (s) {
+      var start = new Date(s.start), end = new Date(s.end);
+      (byState[s.state] = byState[s.state] || { y: [], base: [], x: [], text: [] });
+      byState[s.state].y.push(s.backend + " · " + s.session.slice(0, 8));
+      byState[s.state].base.push(start);
+      byState[s.state].x.push(Math.max(end - start, 1000));
+      byState[s.state].text.push(s.session + " " + s.state);
+    });
+    var traces = Object.keys(byState).map(function (state) {
+      var d = byState[state];
+      return { type: "bar", orientation: "h", name: state, y: d.y, base: d.base, x: d.x, hovertext: d.text,
+               hoverinfo: "text", marker: { color: STATE_COLOURS[state] || "#000000" } };
+    });
+    var shapes = (timeline.reservations || []).map(function (r) {
+      return { type: "rect", xref: "x", yref: "paper", x0: new Date(r.start), x1: new Date(r.end), y0: 0, y1: 1,
+               fillcolor: LANE_COLOURS.reservation, opacity: 0.15, line: { width: 0 }, layer: "below" };
+    });
+    var annotations = (timeline.reservations || []).map(function (r) {
+      return { x: new Date(r.start), y: 1, xref: "x", yref: "paper", text: "reservation " + r.instance + " on " + r.backend,
+               showarrow: false, xanchor: "left", yanchor: "bottom", font: { size: 10 } };
+    });
+    var rows = new Set(traces.flatMap(function (t) { return t.y; })).size;
+    var layout = Object.assign({}, layoutBase, {
+      barmode: "overlay", height: Math.max(180, 60 + rows * 24), shapes: shapes, annotations: annotations,
+      // The recent past and as long ahead; reservations further out are clipped.
+      xaxis: onDashboard()
+        ? { type: "date", range: [new Date(Date.now() - span * 1e3), new Date(Date.now() + span * 1e3)] }
+        : { type: "date" },
+      yaxis: { automargin: true, type: "category" },
+    });
+    Plotly.react(el, traces, layout, { displayModeBar: false, responsive: true });
+  }
+
+  function drawResult(el) {
+    var data = document.getElementById("result-data");
+    if (!el || !data || !window.Plotly) return;
+    var r = JSON.parse(data.textContent);
+    var traces, layout;
+    if (r.kind === "estimator") {
+      traces = r.pubs.map(function (p) {
+        return { type: "scatter", mode: "markers", name: "PUB " + p.pub, x: p.evs.map(function (_, i) { return i; }), y: p.evs,
+                 error_y: { type: "data", array: p.stds, visible: true } };
+      });
+      layout = { xaxis: { title: { text: "observable" }, dtick: 1 }, yaxis: { title: { text: "expectation value" } } };
+    } else {
+      traces = r.pubs.map(function (p) {
+        return { type: "bar", name: "PUB " + p.pub + " · " + p.register, x: p.x, y: p.y };
+      });
+      layout = { xaxis: { title: { text: "bitstring" }, type: "category" }, yaxis: { title: { text: "counts" } }, barmode: "group" };
+    }
+    layout = Object.assign({ margin: { l: 50, r: 10, t: 20, b: 50 }, height: 320,
+                             colorway: ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442"] }, layout);
+    Plotly.react(el, traces, layout, { displayModeBar: false, responsive: true });
+  }
+
+  function extendDepth(points) {
+    Object.keys(points).forEach(function (name) {
+      var el = document.getElementById("depth-" + name);
+      if (!el || !el.data) return;
+      var p = points[name], at = new Date(p.at);
+      Plotly.extendTraces(el, { x: LANES.map(function () { return [at]; }), y: LANES.map(function (l) { return [p[l]]; }) },
+                          [0, 1, 2], maxPoints);
+    });
+  }
+
+  function onJson(message) {
+    if (message.type === "charts") {
+      maxPoints = message.maxPoints || maxPoints;
+      span = message.span || span;
+      drawDepth(message);
+      drawTimeline(message.timeline);
+    } else if (message.type === "depth") {
+      extendDepth(message.points);
+    } else if (message.type === "timeline") {
+      drawTimeline(message.timeline);
+    }
+  }
+
+  function setLive(on) {
+    var el = document.getElementById("live-status");
+    if (el) { el.classList.toggle("on", on); el.title = on ? "live" : "reconnecting…"; }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    tickCountdowns();
+    setInterval(tickCountdowns, 1000);
+    var charts = document.getElementById("chart-data");
+    if (charts) {
+      var c = JSON.parse(charts.textContent);
+      maxPoints = c.maxPoints || maxPoints;
+      span = c.span || span;
+      drawDepth(c);
+      drawTimeline(c.timeline);
+    }
+    var timeline = document.getElementById("timeline-data");
+    if (timeline) drawTimeline(JSON.parse(timeline.textContent));
+    drawResult(document.getElementById("result-chart"));
+  });
+
+  // JSON messages feed the charts; HTML messages are fragments the ws extension swaps by id.
+  document.addEventListener("htmx:wsBeforeMessage", function (evt) {
+    var text = evt.detail.message;
+    if (typeof text === "string" && text.charAt(0) === "{") {
+      evt.preventDefault();
+      onJson(JSON.parse(text));
+    }
+  });
+  document.addEventListener("htmx:wsOpen", function () { setLive(true); });
+  document.addEventListener("htmx:wsClose", function () { setLive(false); });
+  document.addEventListener("htmx:wsAfterMessage", function () { localTimes(document); tickCountdowns(); });
+  document.addEventListener("htmx:afterSwap", function (evt) {
+    localTimes(evt.target);
+    var timeline = document.getElementById("timeline-data");
+    if (timeline && evt.target.id === "session-jobs") drawTimeline(JSON.parse(timeline.textContent));
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (evt) {
+    if (evt.target && evt.target.id === "session-jobs") {
+      var timeline = document.getElementById("timeline-data");
+      if (timeline) drawTimeline(JSON.parse(timeline.textContent));
+    }
+  });
+})();

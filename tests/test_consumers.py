@@ -1,0 +1,178 @@
+"""The live dashboard websocket: fragments on connect, and after every scheduler step."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth.models import AnonymousUser
+from django.utils import timezone
+
+from qdash.routing import websocket_urlpatterns
+from scheduler import engine, live, models
+from scheduler.policy import model as m
+from tests.factories import BackendFactory, UserFactory, instance
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def backend() -> models.Backend:
+    instance("hubA/g/p")
+    return BackendFactory(name="sim_a")
+
+
+def run(test: Callable[[], Awaitable[None]]) -> None:
+    async_to_sync(test)()
+
+
+async def connect(path: str, user: object) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    communicator.scope["user"] = user
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def receive_until(
+    communicator: WebsocketCommunicator, match: Callable[[str], bool], seconds: float = 5
+) -> list[str]:
+    """Every message up to and including the first that matches."""
+    seen: list[str] = []
+    async with asyncio.timeout(seconds):
+        while True:
+            message = await communicator.receive_from(seconds)
+            seen.append(message)
+            if match(message):
+                return seen
+
+
+def submit(job: str, **extra: object) -> None:
+    action = m.Submit(job, "hubA/g/p", "sim_a", 2_000_000, **extra)  # type: ignore[arg-type]
+    engine.step([action], at=timezone.now())
+
+
+def test_the_hook_is_registered() -> None:
+    assert live.notify in engine.after_commit
+
+
+def test_anonymous_users_are_refused() -> None:
+    async def main() -> None:
+        communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/live")
+        communicator.scope["user"] = AnonymousUser()
+        connected, _ = await communicator.connect()
+        assert not connected
+
+    run(main)
+
+
+def test_it_sends_cards_table_and_charts_on_connect(
+    backend: models.Backend, channel_layer_kind: str
+) -> None:
+    user = UserFactory(username="op", is_staff=True)
+
+    async def main() -> None:
+        communicator = await connect("/ws/live?page=dashboard", user)
+        seen = await receive_until(communicator, lambda t: t.startswith("{"))
+        assert any('id="backend-sim_a"' in t for t in seen)
+        assert any('<div id="job-table">' in t for t in seen)
+        charts = json.loads(seen[-1])
+        assert charts["type"] == "charts" and "sim_a" in charts["depth"]
+        await communicator.disconnect()
+
+    run(main)
+
+
+def test_a_job_state_change_reaches_a_connected_client(
+    backend: models.Backend, channel_layer_kind: str
+) -> None:
+    user = UserFactory(username="op", is_staff=True)
+
+    async def main() -> None:
+        communicator = await connect("/ws/live?page=dashboard", user)
+        await receive_until(communicator, lambda t: t.startswith("{"))
+        await database_sync_to_async(submit)("qlive1")  # submitted and started in one step
+        seen = await receive_until(communicator, lambda t: '"type": "depth"' in t)
+        card = next(t for t in seen if 'id="backend-sim_a"' in t)
+        assert "qlive1"[:9] in card and "fair-share" in card
+        table = next(t for t in seen if 'id="job-table"' in t)
+        assert 'id="job-qlive1"' in table and "Running" in table
+        points = json.loads(seen[-1])["points"]["sim_a"]
+        assert points["fair_share"] == 0 and "at" in points
+        await communicator.disconnect()
+
+    run(main)
+
+
+def test_the_job_table_follows_the_filters_the_client_sends(
+    backend: models.Backend, channel_layer_kind: str
+) -> None:
+    user = UserFactory(username="op", is_staff=True)
+    submit("qone")
+
+    async def main() -> None:
+        communicator = await connect("/ws/live?page=dashboard", user)
+        await receive_until(communicator, lambda t: t.startswith("{"))
+        await communicator.send_to(text_data=json.dumps({"status": "Completed", "HEADERS": {}}))
+        table = (await receive_until(communicator, lambda t: 'id="job-table"' in t))[-1]
+        assert "qone" not in table and "No jobs match." in table
+        await communicator.disconnect()
+
+    run(main)
+
+
+def test_a_job_page_gets_its_status_when_the_job_starts(
+    backend: models.Backend, channel_layer_kind: str
+) -> None:
+    user = UserFactory(username="op", is_staff=True)
+    now = timezone.now()
+    engine.step([m.Submit("qfirst", "hubA/g/p", "sim_a", 60_000_000)], at=now)
+    engine.step(
+        [m.Submit("qsecond", "hubA/g/p", "sim_a", 1_000_000)], at=now + timedelta(seconds=1)
+    )
+
+    async def main() -> None:
+        communicator = await connect("/ws/live?page=job&uid=qsecond", user)
+        first = await communicator.receive_from(5)
+        assert 'id="job-status"' in first and "Queued" in first and "Queue position" in first
+        await database_sync_to_async(engine.step)([m.CancelJob("qfirst")], at=timezone.now())
+        seen = await receive_until(communicator, lambda t: "Running" in t)
+        assert 'id="job-status"' in seen[-1]
+        await communicator.disconnect()
+
+    run(main)
+
+
+class BrokenLayer:
+    async def group_send(self, group: str, message: dict) -> None:
+        raise OSError("redis is down")
+
+
+def test_a_failing_channel_layer_never_fails_the_step(
+    backend: models.Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "get_channel_layer", BrokenLayer)
+    submit("qquiet")
+    assert models.Job.objects.get(uid="qquiet").status == m.RUNNING
+
+
+def test_changes_name_jobs_sessions_and_backends() -> None:
+    session = m.Session("qs", "sim_a", "h/g/p", 0, 1, 60)
+    job = m.Job("qj", "h/g/p", "sim_b", 0, 1, session=session)
+    events = [
+        m.Event(5, "job_started", job, {}),
+        m.Event(7, "hold_started", m.Backend("sim_c"), {}),
+    ]
+    assert live.changes(events) == {
+        "jobs": ["qj"],
+        "sessions": ["qs"],
+        "backends": ["sim_b", "sim_c"],
+        "at": 7,
+    }
