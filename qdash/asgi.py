@@ -1,4 +1,4 @@
-"""ASGI entry point: Django for HTTP, Channels for websockets."""
+"""ASGI entry point: Django for HTTP, Channels for websockets and the scheduler worker."""
 
 import os
 
@@ -9,13 +9,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qdash.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from qdash.routing import websocket_urlpatterns  # noqa: E402
+from scheduler import wakeup  # noqa: E402
+from scheduler.consumers import SchedulerConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        # `manage.py runworker scheduler-wake`: the scheduler as a channel worker.
+        "channel": ChannelNameRouter({wakeup.CHANNEL: SchedulerConsumer.as_asgi()}),
     }
 )

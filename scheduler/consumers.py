@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
+from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from scheduler import fragments, live, selectors
+from scheduler.leader import LeaderLock
+from scheduler.runner import Scheduler, scheduler_loop
 
 PAGES = ("dashboard", "job", "session", "fair_share")
 
@@ -99,3 +103,25 @@ def render_page(
     if change is None or change["jobs"]:
         return [fragments.fair_share_fragment()]
     return []
+
+
+class SchedulerConsumer(AsyncConsumer):
+    """The scheduler as a channel worker: `manage.py runworker scheduler-wake`.
+
+    The first wake-up starts the scheduler loop in the worker (leader or
+    standby, see `scheduler.leader`); every later one makes it tick at once.
+    Between wake-ups the loop still ticks at every due timer.
+    """
+
+    loop: ClassVar[asyncio.Task[None] | None] = None
+    wakeup: ClassVar[asyncio.Event | None] = None
+
+    async def scheduler_wake(self, message: dict[str, Any]) -> None:
+        cls = type(self)
+        if cls.loop is None or cls.loop.done():
+            cls.wakeup = asyncio.Event()
+            cls.loop = asyncio.ensure_future(
+                scheduler_loop(Scheduler(), lock=LeaderLock(), wakeup=cls.wakeup)
+            )
+        assert cls.wakeup is not None
+        cls.wakeup.set()

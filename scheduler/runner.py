@@ -151,21 +151,28 @@ class Scheduler:
 
 
 async def scheduler_loop(
-    scheduler: Scheduler, *, lock: LeaderLock | None = None, poll: float = 5.0
+    scheduler: Scheduler,
+    *,
+    lock: LeaderLock | None = None,
+    poll: float = 5.0,
+    wakeup: asyncio.Event | None = None,
 ) -> None:
     """Tick whenever something is due or a wake-up arrives; at least every `poll` s.
 
     With a `lock`, tick only while this process is the leader; otherwise wait
-    as a standby and try again every `poll` seconds.
+    as a standby and try again every `poll` seconds. Wake-ups come from the
+    channel layer, or, when a `wakeup` event is given, from whoever sets it (a
+    channel worker's consumer).
     """
     loop = asyncio.get_running_loop()
-    wakeup = asyncio.Event()
+    listen = wakeup is None
+    wakeup = wakeup or asyncio.Event()
 
     def ready() -> None:
         loop.call_soon_threadsafe(wakeup.set)
 
     scheduler.on_ready = ready
-    listener = asyncio.ensure_future(_listen(wakeup))
+    listener = asyncio.ensure_future(_listen(wakeup)) if listen else None
     tick = sync_to_async(scheduler.tick, thread_sensitive=True)
     is_leader = sync_to_async(lock.acquire if lock else lambda: True, thread_sensitive=True)
     try:
@@ -184,7 +191,8 @@ async def scheduler_loop(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout)
     finally:
-        listener.cancel()
+        if listener is not None:
+            listener.cancel()
         scheduler.shutdown()
         if lock is not None:
             lock.release()

@@ -106,3 +106,39 @@ def test_a_session_runs_its_jobs_then_closes(
         )
     )
     assert history == [m.ACTIVE, m.CLOSED]
+
+
+def test_the_scheduler_runs_as_a_channel_worker(
+    channel_layer_kind: str, fast_backend: models.Backend
+) -> None:
+    from channels.testing import ApplicationCommunicator
+
+    from qdash.asgi import application
+    from scheduler.consumers import SchedulerConsumer
+
+    node = instance("h/g/p")
+    params = circuits.sampler_params([circuits.ghz(2)], 100)
+    job = jobs_submit(
+        owner=None, backend=fast_backend, instance=node, program_id="sampler", params=params
+    ).job
+    done = sync_to_async(lambda: models.Job.objects.get(pk=job.pk).status == m.COMPLETED)
+
+    async def main() -> None:
+        worker = ApplicationCommunicator(
+            application, {"type": "channel", "channel": wakeup.CHANNEL}
+        )
+        await worker.send_input({"type": "scheduler.wake"})  # what runworker delivers
+        try:
+            for _ in range(200):
+                if await done():
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError("the channel worker did not run the job")
+        finally:
+            assert SchedulerConsumer.loop is not None
+            SchedulerConsumer.loop.cancel()
+            await asyncio.gather(SchedulerConsumer.loop, return_exceptions=True)
+            SchedulerConsumer.loop = None
+            worker.stop()
+
+    async_to_sync(main)()

@@ -41,7 +41,9 @@ class Command(BaseCommand):
         tasks: list[asyncio.Future[None]] = []
 
         def ready() -> None:
-            if not options["no_scheduler"]:
+            if options["no_scheduler"]:  # start (or nudge) a `runworker scheduler-wake` worker
+                tasks.append(asyncio.ensure_future(_wake_remote_scheduler()))
+            else:
                 scheduler = Scheduler(workers=options["workers"])
                 loop = scheduler_loop(scheduler, lock=LeaderLock())
                 tasks.append(asyncio.ensure_future(loop))
@@ -62,3 +64,13 @@ class Command(BaseCommand):
         ).run()
         for task in tasks:
             task.cancel()
+
+
+async def _wake_remote_scheduler() -> None:
+    from channels.layers import get_channel_layer
+
+    from scheduler.wakeup import CHANNEL
+
+    layer = get_channel_layer()
+    if layer is not None:
+        await layer.send(CHANNEL, {"type": "scheduler.wake"})
