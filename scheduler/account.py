@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -17,6 +18,7 @@ from scheduler.auth_tokens import tokens_issue
 def account(request: HttpRequest) -> HttpResponse:
     """Instances, API URL and API keys of the logged-in user."""
     base = request.build_absolute_uri("/").rstrip("/")
+    assert isinstance(request.user, User)  # login_required
     return render(
         request,
         "account.html",
@@ -24,7 +26,7 @@ def account(request: HttpRequest) -> HttpResponse:
             "instances": [
                 (node.path, instance_crn(node.path)) for node in member_projects(request.user)
             ],
-            "tokens": models.ApiToken.objects.filter(user_id=request.user.pk),
+            "tokens": models.ApiToken.objects.filter(user=request.user),
             "api_url": f"{base}/experimental/api/v1",
             "iam_url": base,
         },
@@ -36,7 +38,8 @@ def account(request: HttpRequest) -> HttpResponse:
 def token_create(request: HttpRequest) -> HttpResponse:
     """Issue an API key; its secret is shown once, on the page that follows."""
     name = request.POST.get("name", "").strip()[:100]
-    _, key = tokens_issue(user=request.user, name=name)  # type: ignore[arg-type]
+    assert isinstance(request.user, User)  # login_required
+    _, key = tokens_issue(user=request.user, name=name)
     messages.success(request, f"New API key (copy it now, it is shown only once): {key}")
     return redirect("account")
 
