@@ -157,22 +157,24 @@ def load(settings: m.Settings, now: int, named_sessions: Iterable[str] = ()) -> 
         .annotate(total=Sum("microseconds"), last=Max("ended_at"))
     )
     snapshot = Snapshot(policy, backends, instances)
+    job_rows = list(
+        models.Job.objects.filter(status__in=[m.QUEUED, m.RUNNING])
+        .select_related("backend", "instance")
+        .only(*JOB_COLUMNS)  # never the inputs or results
+    )
+    # Sessions that can still change, those of running jobs (maybe closed already), and
+    # those the actions name (a refusal needs to see a closed one).
+    running_sessions = [r.session_id for r in job_rows if r.status == m.RUNNING and r.session_id]
     sessions = {}
-    for row in (
-        models.Session.objects.filter(
-            ~Q(state=models.Session.State.CLOSED)
-            | Q(jobs__status=m.RUNNING)
-            | Q(uid__in=list(named_sessions))
-        )
-        .select_related("backend", "instance", "bound_reservation")
-        .distinct()
-    ):
+    for row in models.Session.objects.filter(
+        ~Q(state=models.Session.State.CLOSED)
+        | Q(pk__in=running_sessions)
+        | Q(uid__in=list(named_sessions))
+    ).select_related("backend", "instance"):
         sessions[row.pk] = _session_from_row(row)
         snapshot.sessions[row.uid] = (row.pk, row.state, row.accepting_jobs)
     jobs = []
-    for job_row in models.Job.objects.filter(status__in=[m.QUEUED, m.RUNNING]).select_related(
-        "backend", "instance"
-    ):
+    for job_row in job_rows:
         jobs.append(job_from_row(job_row, sessions.get(job_row.session_id or 0)))
         snapshot.jobs[job_row.uid] = (job_row.pk, job_row.status)
     holds = {
@@ -204,6 +206,24 @@ def _session_from_row(row: models.Session) -> m.Session:
         bound_reservation=str(row.bound_reservation_id) if row.bound_reservation_id else None,
         closed_reason=row.closed_reason or None,
     )
+
+
+JOB_COLUMNS = (
+    "uid",
+    "instance__path",
+    "backend__name",
+    "submitted_at",
+    "duration",
+    "max_execution_time",
+    "session_id",
+    "status",
+    "lane",
+    "started_at",
+    "ended_at",
+    "error",
+    "runtime_limit",
+    "expected_duration",
+)
 
 
 def job_from_row(row: models.Job, session: m.Session | None) -> m.Job:
