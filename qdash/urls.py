@@ -2,13 +2,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from scheduler import views
+from scheduler import account, views
 from scheduler.api import api, experimental_api, identity_api
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("submit", views.submit, name="submit"),
     path("jobs/<str:uid>", views.job_detail, name="job"),
     path("sessions/<str:uid>", views.session_detail, name="session"),
     path(
@@ -23,6 +24,9 @@ urlpatterns = [
     path("fair-share", views.fair_share, name="fair_share"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("account", account.account, name="account"),
+    path("account/tokens", account.token_create, name="token_create"),
+    path("account/tokens/<int:pk>/revoke", account.token_revoke, name="token_revoke"),
     path("api/v1/", api.urls),
     path("experimental/api/v1/", experimental_api.urls),
     path("identity/", identity_api.urls),

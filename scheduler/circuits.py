@@ -200,6 +200,41 @@ def estimator_params(
     return _wire([pub])
 
 
+_PAULI = re.compile(r"^[IXYZ]+$")
+
+
+def parse_observables(text: str, num_qubits: int) -> list[str]:
+    """Comma-separated Pauli strings ("ZZ, XX"), each as wide as the circuit."""
+    observables = [item.strip().upper() for item in text.split(",") if item.strip()]
+    if not observables:
+        raise CircuitError("give at least one observable, such as " + "Z" * num_qubits)
+    for observable in observables:
+        if not _PAULI.match(observable):
+            raise CircuitError(f"{observable!r} is not a Pauli string of I, X, Y and Z")
+        if len(observable) != num_qubits:
+            raise CircuitError(
+                f"{observable!r} acts on {len(observable)} qubits; the circuit has {num_qubits}"
+            )
+    return observables
+
+
+def primitive_params(
+    program_id: str,
+    circuit: QuantumCircuit,
+    *,
+    shots: int | None = None,
+    precision: float | None = None,
+    observables: Sequence[str] = (),
+) -> dict[str, Any]:
+    """The `params` of a one-PUB job, as the browser form builds it; validated like the API's."""
+    if program_id == ESTIMATOR:
+        params = estimator_params(circuit, observables, precision)
+    else:
+        params = sampler_params([circuit], shots)
+    decode_pubs(program_id, params)  # e.g. a sampler circuit must measure something
+    return params
+
+
 def _wire(pubs: list[SamplerPub] | list[EstimatorPub]) -> dict[str, Any]:
     # Same keys as the client's options._get_program_inputs with default options.
     params = {"pubs": pubs, "options": {}, "version": 2, "support_qiskit": True}

@@ -49,6 +49,20 @@ def sessions_visible(*, user: User) -> QuerySet[models.Session]:
     return sessions.filter(Q(owner_id=user.pk) | Q(instance__members=user.pk)).distinct()
 
 
+def instances_of(*, user: User) -> QuerySet[models.Instance]:
+    """The project instances a user may submit in."""
+    return models.Instance.objects.filter(members=user.pk).distinct()
+
+
+def sessions_joinable(*, user: User) -> QuerySet[models.Session]:
+    """A user's own sessions that still accept jobs, newest first."""
+    return (
+        models.Session.objects.filter(owner_id=user.pk, accepting_jobs=True)
+        .exclude(state=m.CLOSED)
+        .select_related("backend", "instance")
+    )
+
+
 def jobs_table(*, user: User, filters: Mapping[str, str]) -> list[models.Job]:
     """The newest visible jobs, narrowed by the table's filters (empty = any)."""
     jobs = jobs_visible(user=user)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from scheduler import circuits, engine, models, wakeup
@@ -15,6 +16,9 @@ from scheduler.executor import modeled_duration
 from scheduler.policy import model as m
 
 User = AbstractBaseUser | AnonymousUser
+
+
+TOO_MANY_QUEUED = "too_many_queued"
 
 
 class SubmissionError(Exception):
@@ -64,6 +68,14 @@ def jobs_submit(
     clock: Clock | None = None,
 ) -> Submitted:
     """Validate a primitive job, model its QPU time and queue it; refusals store nothing."""
+    limit = settings.QDASH_MAX_QUEUED_PER_USER
+    owner_id = getattr(owner, "pk", None)
+    if owner_id is not None and (
+        models.Job.objects.filter(owner_id=owner_id, status=m.QUEUED).count() >= limit
+    ):
+        raise SubmissionError(
+            TOO_MANY_QUEUED, f"You have {limit} jobs queued; wait for some to run."
+        )
     if program_id not in circuits.PROGRAMS:
         raise SubmissionError(
             "unknown_program", f"Unknown program {program_id!r}; use sampler or estimator."
@@ -90,7 +102,6 @@ def jobs_submit(
         mode=session_mode,
         expected=span_ticks(expected),
     )
-    owner_id = getattr(owner, "pk", None)
     result = engine.step(
         [action],
         at=(clock or SystemClock()).now(),

@@ -6,14 +6,19 @@ Each page is one template; an htmx request gets the page's own partial
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST, require_safe
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
-from scheduler import fragments, models, selectors, services
+from scheduler import circuits, fragments, models, selectors, services
+from scheduler.forms import SubmitForm
+from scheduler.submission import SubmissionError, jobs_submit, warning_text
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -40,6 +45,25 @@ def dashboard(request: HtmxHttpRequest) -> HttpResponse:
         return render(request, "dashboard.html#job-table", {"jobs": jobs})
     context = fragments.dashboard_context(user=request.user, filters=filters)
     return render(request, "dashboard.html", context)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+def submit(request: HtmxHttpRequest) -> HttpResponse:
+    """The submission form; a refusal re-renders it with the error next to its field."""
+    form = SubmitForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            submitted = jobs_submit(owner=request.user, **vars(form.job_request()))
+        except SubmissionError as error:
+            form.add_refusal(error.code, error.message)
+        else:
+            for warning in submitted.warnings:
+                messages.warning(request, warning_text(warning))
+            url = reverse("job", args=[submitted.job.uid])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    template = "submit.html#submit-form" if request.htmx else "submit.html"
+    return render(request, template, {"form": form, "examples": circuits.EXAMPLES})
 
 
 @require_safe

@@ -7,7 +7,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from scheduler.policy import model as m
-from scheduler.submission import SubmissionError
+from scheduler.submission import TOO_MANY_QUEUED, SubmissionError
 
 
 class ApiError(Exception):
@@ -25,6 +25,7 @@ SUBMISSION_STATUS = {
     m.UNKNOWN_BACKEND: 404,
     m.UNKNOWN_SESSION: 404,
     m.SESSION_CLOSED: 409,
+    TOO_MANY_QUEUED: 429,
 }
 
 

@@ -28,7 +28,6 @@ from scheduler.submission import jobs_submit, warning_text
 router = Router(tags=["jobs"])
 REFUSALS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 413: Error, 429: Error}
 MAX_PAYLOAD_BYTES = 10 * 2**20
-MAX_QUEUED_PER_USER = 100
 # Off by default: users do submit one circuit many times in a row. A job is stored
 # in the transaction that answers, so a 5xx answer (which the client retries) means
 # nothing was stored.
@@ -82,11 +81,6 @@ def jobs_post(request: HttpRequest) -> Status[dict[str, Any]]:
     earlier = _earlier_attempt(caller, payload, uid)
     if earlier is not None:
         return Status(200, _created(earlier))
-    limit = _setting("QDASH_MAX_QUEUED_PER_USER", MAX_QUEUED_PER_USER)
-    if models.Job.objects.filter(owner=caller.user, status=m.QUEUED).count() >= limit:
-        raise ApiError(
-            429, "too_many_queued", f"You have {limit} jobs queued; wait for some to run."
-        )
     backend = backend_or_404(payload.backend)
     _check_session_owner(caller, payload.session_id)
     try:

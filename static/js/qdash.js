@@ -97,7 +97,9 @@
 
   function drawResult(el) {
     var data = document.getElementById("result-data");
-    if (!el || !data || !window.Plotly) return;
+    if (!el || !data || !window.Plotly || data.textContent === el.dataset.drawn) return;
+    el.dataset.drawn = data.textContent;
+    if (el.parentElement) el.parentElement.hidden = false;
     var r = JSON.parse(data.textContent);
     var traces, layout;
     if (r.kind === "estimator") {
@@ -172,7 +174,11 @@
   });
   document.addEventListener("htmx:wsOpen", function () { setLive(true); });
   document.addEventListener("htmx:wsClose", function () { setLive(false); });
-  document.addEventListener("htmx:wsAfterMessage", function () { localTimes(document); tickCountdowns(); });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    localTimes(document);
+    tickCountdowns();
+    drawResult(document.getElementById("result-chart"));  // a job that just completed
+  });
   document.addEventListener("htmx:afterSwap", function (evt) {
     localTimes(evt.target);
     var timeline = document.getElementById("timeline-data");
