@@ -3,6 +3,9 @@
 Prints a Markdown report and writes it to artifacts/bench.md. Every number in
 it is measured in this run; the scenarios are generated (seeded) into a
 temporary directory first, and that time is not counted.
+
+`python -m bench --live` measures the live dashboard instead (websocket update
+latency, page server time over a large history) and writes artifacts/bench-live.md.
 """
 
 from __future__ import annotations
@@ -16,9 +19,17 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import decision
+from . import decision, live
 from .core import ROOT
-from .report import decision_table, header, simulate_table, verdicts
+from .report import (
+    decision_table,
+    header,
+    latency_table,
+    live_verdicts,
+    pages_sections,
+    simulate_table,
+    verdicts,
+)
 from .simulate import Scenarios, run_simulate, simulate_rows
 
 QUICK_SIZES = [10_000]
@@ -74,9 +85,33 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also cProfile a memory simulate and a decision run at this size "
         "(artifacts/profile-*.txt; not part of the timings)",
     )
-    parser.add_argument("--out", type=Path, default=ROOT / "artifacts" / "bench.md")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="report file (default artifacts/bench.md; with --live, artifacts/bench-live.md)",
+    )
     parser.add_argument("--workdir", type=Path, help="keep scenarios and traces here")
+    live_group = parser.add_argument_group("live dashboard (--live)")
+    live_group.add_argument(
+        "--live",
+        action="store_true",
+        help="measure the live dashboard instead: websocket update latency and page time",
+    )
+    live_group.add_argument("--clients", type=int, default=200, help="websocket clients")
+    live_group.add_argument("--changes", type=int, default=50, help="job submissions to time")
+    live_group.add_argument(
+        "--gap",
+        type=float,
+        default=0.2,
+        help="seconds between one change reaching every client and the next change",
+    )
+    live_group.add_argument(
+        "--history", type=_sizes, default=[100_000], help="finished jobs for the page rows"
+    )
+    live_group.add_argument("--page-reps", type=int, default=20, help="timed requests per page")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = ROOT / "artifacts" / ("bench-live.md" if args.live else "bench.md")
     if args.quick:
         args.sizes, args.db_sizes, args.decision_sizes = QUICK_SIZES, [], QUICK_DECISION_SIZES
     return args
@@ -93,6 +128,9 @@ def main(argv: list[str]) -> None:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
+    if args.live:
+        run_live(args, workdir)
+        return
     load_before = os.getloadavg()[0]
     print("decision:", flush=True)
     decision_rows = []
@@ -120,6 +158,31 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     if args.profile:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         profile(scenarios, args.profile, args.seed, args.out.parent)
+
+
+def run_live(args: argparse.Namespace, workdir: Path) -> None:
+    load_before = os.getloadavg()[0]
+    latency = None
+    if args.clients and args.changes:
+        print(f"live: {args.clients} websocket clients, {args.changes} changes", flush=True)
+        latency = live.measure_latency(args.clients, args.changes, args.gap, workdir)
+    page_runs = []
+    for n_jobs in args.history:
+        print(f"live: pages over {n_jobs:,} finished jobs", flush=True)
+        runs = live.measure_pages(n_jobs, args.page_reps, args.seed, workdir)
+        page_runs += [(n_jobs, run) for run in runs]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = [
+        *header(args.seed, shlex.join(sys.argv[1:]), load_before, live=True),
+        *live_verdicts(latency, page_runs),
+        *(latency_table(latency) if latency else []),
+        *pages_sections(page_runs, args.out.parent),
+    ]
+    text = "\n".join(report)
+    args.out.write_text(text)
+    print()
+    print(text)
+    print(f"(written to {os.path.relpath(args.out)})")
 
 
 def profile(scenarios: Scenarios, n_jobs: int, seed: int, outdir: Path) -> None:

@@ -7,9 +7,19 @@ import platform
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
 
-from .core import ROOT
+from .core import ROOT, percentile
 from .decision import DecisionRow, summary
+from .live import (
+    CHANGE_TIMEOUT,
+    DASHBOARD_TARGET_MS,
+    LATENCY_TARGET_MS,
+    LatencyResult,
+    PageRun,
+    slow_queries,
+)
 from .simulate import SimRow
 
 SIMULATE_TARGET = (1_000_000, 60.0)  # jobs, seconds
@@ -35,18 +45,24 @@ def _cpu() -> str:
     return platform.processor() or "?"
 
 
-def header(seed: int, args: str, load_before: float) -> list[str]:
+def header(seed: int, args: str, load_before: float, *, live: bool = False) -> list[str]:
     dirty = _git("status", "--porcelain", "--", "scheduler")
     commit = _git("rev-parse", "--short", "HEAD") + (" (scheduler/ modified)" if dirty else "")
+    scenarios = (
+        f"- data: `scheduler.demo.demo_load()` plus generated history (`bench.live_child`), "
+        f"seed {seed}; 3 backends"
+        if live
+        else f"- scenarios: `bench.generate`, seed {seed}, 8 backends, 20 instances in 4 hubs"
+    )
     return [
-        "# qdash benchmarks",
+        "# qdash live dashboard benchmarks" if live else "# qdash benchmarks",
         "",
         f"- run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `python -m bench {args}`".rstrip(),
         f"- code: commit {commit}",
         f"- machine: {_cpu()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
         f"{platform.system()}; 1-min load average {load_before:.2f} at start, "
         f"{os.getloadavg()[0]:.2f} at end (other work on the machine skews timings)",
-        f"- scenarios: `bench.generate`, seed {seed}, 8 backends, 20 instances in 4 hubs",
+        scenarios,
         "",
     ]
 
@@ -171,3 +187,190 @@ def verdicts(sim_rows: list[SimRow], decision_rows: list[DecisionRow]) -> list[s
     if len(lines) == 2:
         lines.append("- not measured in this run (needs 1M simulate and 100k decision)")
     return [*lines, ""]
+
+
+# ------------------------------------------------------------ live dashboard
+def live_verdicts(latency: LatencyResult | None, page_runs: list[tuple[int, PageRun]]) -> list[str]:
+    lines = ["## targets", ""]
+    if latency is not None and latency.latencies_ms:
+        p95 = percentile(latency.latencies_ms, 95)
+        met = "met" if p95 < LATENCY_TARGET_MS and not latency.missing else "**not met**"
+        missing = f", {latency.missing} never received" if latency.missing else ""
+        lines.append(
+            f"- update latency with {latency.clients} websocket clients, p95 under "
+            f"{LATENCY_TARGET_MS:.0f} ms: {p95:,.0f} ms{missing}, {met}"
+        )
+    for n_jobs, run in page_runs:
+        page = _page(run, "dashboard")
+        if page is None or "ms" not in page:
+            continue
+        p50 = median(page["ms"])
+        met = "met" if p50 < DASHBOARD_TARGET_MS else "**not met**"
+        lines.append(
+            f"- dashboard `/` with {n_jobs:,} finished jobs ({run.engine}) under "
+            f"{DASHBOARD_TARGET_MS:.0f} ms: median {p50:,.0f} ms, "
+            f"p95 {percentile(page['ms'], 95):,.0f} ms, {met}"
+        )
+    if len(lines) == 2:
+        lines.append("- not measured in this run")
+    return [*lines, ""]
+
+
+def _page(run: PageRun, prefix: str) -> dict | None:
+    return next((p for p in run.result.get("pages", []) if p["label"].startswith(prefix)), None)
+
+
+def latency_table(r: LatencyResult) -> list[str]:
+    lines = [
+        f"## live: update latency, {r.clients} websocket clients on `/ws/live`",
+        "",
+    ]
+    if not r.latencies_ms:
+        return [*lines, f"not measured: {r.note or 'no change reached any client'}", ""]
+    p50, p95 = percentile(r.latencies_ms, 50), percentile(r.latencies_ms, 95)
+    kb = 1024
+    lines += [
+        "| clients (with first fragments) | failed connects, retried | drops "
+        "| changes | pairs received | missing | p50 ms | p95 ms | max ms "
+        "| first client, median ms | last client, median ms | connect + first fragments s "
+        "| messages / client on connect | KB / client on connect "
+        "| messages / client per change | KB / client per change |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        f"| {r.clients} ({r.ready}) | {r.failed_connects} | {r.drops} | {r.changes} "
+        f"| {len(r.latencies_ms):,} | {r.missing} "
+        f"| {_num(p50, 0)} | {_num(p95, 0)} | {_num(max(r.latencies_ms), 0)} "
+        f"| {_num(median(r.per_change_min_ms), 0)} | {_num(median(r.per_change_max_ms), 0)} "
+        f"| {_num(r.connect_s, 1)} | {_num(median(r.initial_messages), 0)} "
+        f"| {_num(median(r.initial_bytes) / kb, 1)} "
+        f"| {_num(median(r.change_messages) / r.changes, 1)} "
+        f"| {_num(median(r.change_bytes) / r.changes / kb, 1)} |",
+        "",
+        "`manage.py serve --no-scheduler` (daphne, one process) on a scratch SQLite database "
+        "after `demo_load()`, with the Redis channel layer "
+        f"({r.layer or '?'}; the in-memory layer cannot carry a change committed by another "
+        f"process). {r.clients} clients (the `websockets` library, one asyncio process, no "
+        "compression) log in with a `sessionid` cookie of the staff user `admin` and wait "
+        "for their page's fragments, reconnecting after a close with exponential backoff "
+        "as the page's htmx websocket does (failed connects: closes before the first "
+        "fragments; drops: closes after; pairs are counted over the clients that had their "
+        "fragments when the changes began). Then one job at a time is submitted by "
+        "`scheduler.submission.jobs_submit` in another process; latency is from the "
+        "submission's commit (a wall-clock stamp by the first `engine.after_commit` hook, "
+        "before the live notification) to each client receiving the message that names the "
+        "new job (the job table). The next change waits until every client has it "
+        f"(or {CHANGE_TIMEOUT:.0f} s) plus the gap, so changes never queue behind each other. "
+        "first / last client: per change, the earliest and the latest client's latency. "
+        "Messages and KB per change: everything a client received in the change phase, "
+        "divided by the changes (KB of text frames). Client, server, Redis and the "
+        "submitter share this machine's CPUs." + (f" Note: {r.note}." if r.note else ""),
+        "",
+    ]
+    return lines
+
+
+def pages_sections(page_runs: list[tuple[int, PageRun]], outdir: Path) -> list[str]:
+    if not page_runs:
+        return []
+    lines = [
+        "## live: page server time with a large history",
+        "",
+        "| finished jobs | database | page | median ms | p95 ms | max ms | queries "
+        "| SQL ms incl. fetch (sum) | slowest query ms |",
+        "|--:|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
+    details: list[str] = []
+    for n_jobs, run in page_runs:
+        if not run.result:
+            lines.append(f"| {n_jobs:,} | {run.engine} | | | | | | | {run.note} |")
+            continue
+        for page in run.result["pages"]:
+            if "ms" not in page:
+                lines.append(
+                    f"| {n_jobs:,} | {run.engine} | {page['label']} | | | | | | "
+                    f"failed: {page.get('error', '?')} |"
+                )
+                continue
+            sql = [ms if replay is None else replay for _, ms, replay, _ in page["queries"]]
+            lines.append(
+                f"| {n_jobs:,} | {run.engine} | {page['label']} | {_num(median(page['ms']), 1)} "
+                f"| {_num(percentile(page['ms'], 95), 1)} | {_num(max(page['ms']), 1)} "
+                f"| {len(sql)} | {_num(sum(sql), 1)} | {_num(max(sql, default=0.0), 1)} |"
+            )
+            slug = f"{run.engine.replace('/', '-')}-{n_jobs}-{_slug(page['label'])}"
+            target = outdir / f"profile-live-{slug}.txt"
+            target.write_text(_page_profile(page))
+            if median(page["ms"]) >= DASHBOARD_TARGET_MS and "websocket" not in page["label"]:
+                details += _slow_page(n_jobs, run, page, target)
+    counts = ", ".join(f"{v:,} {k}" for k, v in page_runs[0][1].result.get("counts", {}).items())
+    fills = ", ".join(
+        f"{run.engine} {run.result['fill_s']:.0f} s" for _, run in page_runs if run.result
+    )
+    lines += [
+        "",
+        f"Data ({counts}): `demo_load()`, then bulk_create of finished jobs spread over "
+        "the last 7 days (completed / failed / cancelled 90 / 5 / 5 %, one in ten in a "
+        "closed session) with their `job_submitted` / `job_started` / `job_ended` events and "
+        "run charges, then queued jobs in the last half hour and one running job per "
+        f"backend (fill time, not counted: {fills}). Server time: the Django test client "
+        "logged in as the staff user, DEBUG off, each page requested once to warm up and "
+        "then timed; the job table partial is `/` with `HX-Request`. The websocket rows "
+        "time `consumers.render_page` as the consumer calls it (on connect, and for one "
+        "submitted job). Queries: one further request under `CaptureQueriesContext`; "
+        "cProfile of three more requests in artifacts/profile-live-*.txt.",
+        "",
+        *details,
+    ]
+    return lines
+
+
+def _slug(label: str) -> str:
+    words = "".join(c if c.isalnum() else " " for c in label.split("(")[0].split("`")[0])
+    return "-".join(words.split())
+
+
+def _page_profile(page: dict) -> str:
+    queries = "\n".join(
+        f"{ms:9.1f} ms (execute {execute:.1f} ms), {rows} rows  {sql}"
+        for ms, execute, rows, sql in slow_queries(page, 20)
+    )
+    return f"{page.get('profile', '')}\n### slowest queries of one request\n{queries}\n"
+
+
+def _slow_page(n_jobs: int, run: PageRun, page: dict, profile_path: Path) -> list[str]:
+    """Where the over-target dashboard spends its time: top functions and slowest SQL."""
+    profile = page.get("profile", "")
+    lines = [
+        f"### over {DASHBOARD_TARGET_MS:.0f} ms: {page['label']}, {n_jobs:,} jobs, {run.engine}",
+        "",
+        f"Top scheduler functions by cumulative time (cProfile, 3 requests; all in "
+        f"{os.path.relpath(profile_path)}):",
+        "",
+        "```",
+        *_listing(profile, "scheduler functions by cumulative"),
+        "```",
+        "",
+        "Top functions by own time:",
+        "",
+        "```",
+        *_listing(profile, "by tottime"),
+        "```",
+        "",
+        "Slowest queries of one request (replayed with every row fetched):",
+        "",
+        "| ms incl. fetch | execute ms | rows | SQL |",
+        "|--:|--:|--:|---|",
+    ]
+    for ms, execute, rows, sql in slow_queries(page):
+        short = sql if len(sql) <= 400 else sql[:400] + " …"
+        escaped = short.replace("|", "\\|")
+        lines.append(f"| {ms:.1f} | {execute:.1f} | {rows:,} | `{escaped}` |")
+    return [*lines, ""]
+
+
+def _listing(profile: str, section: str, limit: int = 15) -> list[str]:
+    """The column header and first `limit` rows of one section of a profile text."""
+    part = profile.split(section, 1)[-1].split("### ", 1)[0].splitlines()
+    start = next((i for i, line in enumerate(part) if "ncalls" in line), None)
+    if start is None:
+        return []
+    return [line.rstrip() for line in part[start : start + 1 + limit] if line.strip()]
