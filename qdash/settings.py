@@ -98,7 +98,8 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # Each websocket joins groups through the pool: allow many more than redis-py's 100.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
         },
     }
 else:

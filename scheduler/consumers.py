@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -63,9 +64,33 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     @database_sync_to_async
     def _render(self, change: dict[str, Any] | None) -> list[str]:
-        return render_page(
+        return render_shared(
             page=self.page, uid=self.uid, user=self.user, filters=self.filters, change=change
         )
+
+
+# Fragments rendered for one change, shared by every page that shows the same thing:
+# with many viewers a change is rendered once per (page, viewer, filters), not per socket.
+_rendered: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+RENDER_CACHE_SIZE = 512
+
+
+def render_shared(
+    *, page: str, uid: str, user: Any, filters: dict[str, str], change: dict[str, Any] | None
+) -> list[str]:
+    """`render_page`, reusing what another socket already rendered for the same change."""
+    if change is None or "id" not in change:  # a (re)connect or a filter change: render afresh
+        return render_page(page=page, uid=uid, user=user, filters=filters, change=change)
+    # Staff see the same pages; a session page also depends on who owns the session.
+    viewer = "staff" if user.is_staff and page != "session" else user.pk
+    key = (change["id"], page, uid, viewer, tuple(sorted(filters.items())))
+    messages = _rendered.get(key)
+    if messages is None:
+        messages = render_page(page=page, uid=uid, user=user, filters=filters, change=change)
+        _rendered[key] = messages
+        if len(_rendered) > RENDER_CACHE_SIZE:
+            _rendered.popitem(last=False)
+    return messages
 
 
 def render_page(

@@ -7,6 +7,7 @@ message leaves a page stale until the next change or a reconnect.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -58,7 +59,8 @@ def notify(events: list[m.Event]) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(GROUP, {"type": MESSAGE_TYPE, **changes(events)})
+        message = {"type": MESSAGE_TYPE, "id": uuid.uuid4().hex, **changes(events)}
+        async_to_sync(layer.group_send)(GROUP, message)
     except Exception:  # noqa: BLE001 - a lost notification must never fail the step
         log.exception("live notification failed")
 

@@ -206,6 +206,7 @@ class Job(models.Model):
         indexes = [
             models.Index(fields=["status", "backend"]),
             models.Index(fields=["submitted_at"]),
+            models.Index(fields=["backend", "started_at"]),
         ]
 
     def __str__(self) -> str:
@@ -228,7 +229,8 @@ class UsageCharge(models.Model):
     session = models.ForeignKey(Session, null=True, blank=True, on_delete=models.SET_NULL)
 
     class Meta:
-        indexes = [models.Index(fields=["ended_at"])]
+        # Covers the rolling-window sum per instance that every scheduling step reads.
+        indexes = [models.Index(fields=["ended_at", "instance", "microseconds"])]
 
     def __str__(self) -> str:
         return f"{self.instance} {self.kind} {self.microseconds / 1e6:g}s"
@@ -255,7 +257,7 @@ class Event(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["at"])]
+        indexes = [models.Index(fields=["at"]), models.Index(fields=["kind", "at"])]
 
     def __str__(self) -> str:
         return f"{self.at:%H:%M:%S} {self.kind}"

@@ -81,7 +81,11 @@ def job_filter_choices(*, user: User) -> dict[str, list[str]]:
     visible = jobs_visible(user=user)
     return {
         "backend": list(models.Backend.objects.values_list("name", flat=True)),
-        "instance": sorted(set(visible.values_list("instance__path", flat=True))),
+        "instance": list(
+            models.Instance.objects.filter(pk__in=visible.order_by().values("instance_id"))
+            .order_by("path")
+            .values_list("path", flat=True)
+        ),
         "status": list(models.Job.Status.values),
     }
 
@@ -196,6 +200,7 @@ def depth_history(*, backend: models.Backend, since: datetime) -> dict[str, list
             kind__in=("job_submitted", "job_started", "job_ended"),
         )
         .select_related("job")
+        .only("kind", "at", "job__lane", "job__session_id")  # not the job's inputs or results
         .order_by("id")
     )
     for event in events:

@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -176,3 +177,37 @@ def test_changes_name_jobs_sessions_and_backends() -> None:
         "backends": ["sim_b", "sim_c"],
         "at": 7,
     }
+
+
+def test_a_change_is_rendered_once_for_every_staff_viewer_with_the_same_filters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from scheduler import consumers
+
+    calls: list[str] = []
+
+    def render_page(**kwargs: Any) -> list[str]:
+        calls.append(kwargs["page"])
+        return [f"<div>{len(calls)}</div>"]
+
+    monkeypatch.setattr(consumers, "render_page", render_page)
+    change = {"id": "c1", "backends": ["sim_a"], "jobs": ["j1"], "sessions": [], "at": ""}
+    staff = [SimpleNamespace(is_staff=True, pk=n) for n in (1, 2, 3)]
+    researcher = SimpleNamespace(is_staff=False, pk=9)
+
+    shared = [
+        consumers.render_shared(page="dashboard", uid="", user=u, filters={}, change=change)
+        for u in staff
+    ]
+    own = consumers.render_shared(
+        page="dashboard", uid="", user=researcher, filters={}, change=change
+    )
+    filtered = consumers.render_shared(
+        page="dashboard", uid="", user=staff[0], filters={"backend": "sim_a"}, change=change
+    )
+
+    assert shared == [["<div>1</div>"]] * 3
+    assert own == ["<div>2</div>"] and filtered == ["<div>3</div>"]
+    assert len(calls) == 3
