@@ -55,7 +55,8 @@ def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str
             {
                 "name": b.name,
                 "num_qubits": b.num_qubits,
-                "status": b.status,
+                # As IBM's list shows it; `service.least_busy()` reads status.name.
+                "status": {"name": b.status, "reason": ""},
                 "description": b.description,
             }
             for b in models.Backend.objects.all()

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
 from scheduler import circuits, engine, models, services
 from scheduler.api.auth import Principal, principal
@@ -195,6 +195,7 @@ def jobs_list(
     pending: bool | None = None,
     program: str | None = None,
     session_id: str | None = None,
+    tags: list[str] = Query([]),  # noqa: B008 - ninja's way to declare a repeated parameter
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     sort: Literal["ASC", "DESC"] = "DESC",
@@ -218,6 +219,11 @@ def jobs_list(
         jobs = jobs.filter(program_id=program)
     if session_id:
         jobs = jobs.filter(session__uid=session_id)
+    if tags:  # jobs carrying every tag; JSON list containment is not portable SQL
+        wanted = set(tags)
+        jobs = jobs.filter(
+            pk__in=[pk for pk, have in jobs.values_list("pk", "tags") if wanted <= set(have)]
+        )
     if created_after:
         jobs = jobs.filter(submitted_at__gte=created_after)
     if created_before:

@@ -23,10 +23,15 @@ class TokenOut(Schema):
     expiration: int
 
 
+class DeviceStatus(Schema):
+    name: str  # online | paused
+    reason: str = ""
+
+
 class Device(Schema):
     name: str
     num_qubits: int
-    status: str
+    status: DeviceStatus
     description: str = ""
 
 

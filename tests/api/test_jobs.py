@@ -185,6 +185,16 @@ def test_list_filters_and_pages(alice: Caller, backend: models.Backend) -> None:
     assert alice.get("/jobs", sort="ASC").json()["jobs"][0]["id"] == uids[0]
 
 
+def test_list_filters_by_every_tag(alice: Caller, backend: models.Backend) -> None:
+    both = submit(alice, tags=["bell", "night"])
+    submit(alice, tags=["bell"])
+    submit(alice)
+
+    jobs = alice.get("/jobs?tags=bell&tags=night").json()
+
+    assert ([j["id"] for j in jobs["jobs"]], jobs["count"]) == ([both], 1)
+
+
 def test_list_filters_by_session(alice: Caller, backend: models.Backend) -> None:
     session = alice.post("/sessions", {"backend": "sim_a"}).json()["id"]
     inside = submit(alice, session_id=session)
