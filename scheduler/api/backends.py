@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
@@ -50,6 +50,12 @@ def backend_or_404(name: str) -> models.Backend:
 @router.get("/backends", response=DevicesOut)
 def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str, Any]:
     """Every backend (all are simulated with Aer; none is a mock)."""
+    queued = dict(
+        models.Job.objects.filter(status=m.QUEUED)
+        .values("backend__name")
+        .annotate(n=Count("id"))
+        .values_list("backend__name", "n")
+    )
     return {
         "devices": [
             {
@@ -57,6 +63,7 @@ def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str
                 "num_qubits": b.num_qubits,
                 # As IBM's list shows it; `service.least_busy()` reads status.name.
                 "status": {"name": b.status, "reason": ""},
+                "queue_length": queued.get(b.name, 0),
                 "description": b.description,
             }
             for b in models.Backend.objects.all()

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import pydantic
+import qiskit
 from django.conf import settings
 from django.db import IntegrityError
 from django.http import HttpRequest, HttpResponse
@@ -301,6 +302,7 @@ def jobs_metrics(request: HttpRequest, uid: str) -> dict[str, Any]:
         "estimated_start_time": iso(start),
         "executions": None,
         "num_circuit_instructions": None,
+        "qiskit_version": qiskit.__version__,
     }
 
 

@@ -32,6 +32,7 @@ class Device(Schema):
     name: str
     num_qubits: int
     status: DeviceStatus
+    queue_length: int = 0
     description: str = ""
 
 

@@ -26,7 +26,8 @@ def test_it_lists_backends_under_both_prefixes(
     response = Client().get(f"{prefix}/backends?include_mocks=True", headers=alice.headers())
     assert response.status_code == 200
     assert [d["name"] for d in response.json()["devices"]] == ["sim_a"]
-    assert response.json()["devices"][0]["status"] == {"name": "online", "reason": ""}
+    device = response.json()["devices"][0]
+    assert device["status"] == {"name": "online", "reason": ""} and device["queue_length"] == 0
 
 
 def test_configuration_has_what_the_client_needs(alice: Caller, backend: models.Backend) -> None:

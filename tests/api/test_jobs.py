@@ -229,6 +229,7 @@ def test_metrics_show_queue_position_and_estimated_start(
     metrics = alice.get(f"/jobs/{waiting}/metrics").json()
     assert metrics["position_in_queue"] == 1
     assert metrics["estimated_start_time"] is not None
+    assert metrics["qiskit_version"]  # the client's test suite reads it
     assert metrics["timestamps"]["created"] is not None
     ran = alice.get(f"/jobs/{running}/metrics").json()
     assert ran["position_in_queue"] is None and ran["timestamps"]["running"] is not None
