@@ -53,12 +53,13 @@ def job_context(job: models.Job) -> dict[str, Any]:
     context: dict[str, Any] = {"job": job, "estimate": None, "reasons": []}
     if job.status == models.Job.Status.QUEUED:
         policy, now = selectors.policy_now()
-        found = selectors.estimates(policy, now).get(job.uid)
+        every = selectors.estimates(policy, now)  # one replay serves the estimate and the reasons
+        found = every.get(job.uid)
         if found is not None:
             context["estimate"] = found
             if found.start is not None:
                 context["estimated_start"] = from_ticks(found.start)
-        context["reasons"] = selectors.job_wait_reason(job, policy, now)
+        context["reasons"] = selectors.job_wait_reason(job, policy, now, every)
     if job.status == models.Job.Status.COMPLETED:
         context["result_chart"] = selectors.job_result_chart(job)
     return context

@@ -297,8 +297,16 @@ class WaitReason:
     why: str = ""  # what the deadline is, e.g. "interactive timeout"
 
 
-def job_wait_reason(job: models.Job, policy: Policy, now: int | None = None) -> list[WaitReason]:
-    """Why a queued job has not started yet, in the words of the rules."""
+def job_wait_reason(
+    job: models.Job,
+    policy: Policy,
+    now: int | None = None,
+    found: Mapping[str, Estimate] | None = None,
+) -> list[WaitReason]:
+    """Why a queued job has not started yet, in the words of the rules.
+
+    `found`: the estimates of `policy` at `now`, when the caller has them already.
+    """
     live = policy.jobs.get(job.uid)
     if job.status != m.QUEUED or live is None:
         return []
@@ -348,15 +356,16 @@ def job_wait_reason(job: models.Job, policy: Policy, now: int | None = None) -> 
                 f"its session {_short(session.id)} is {session.state}: waits in the fair-share lane"
             )
         )
-    ahead = _fair_share_ahead(policy, live, now)
+    if found is None:
+        found = estimate(policy, now if now is not None else (policy.now or 0))
+    ahead = _fair_share_ahead(policy, live, found)
     if ahead:
         reasons.append(WaitReason(f"{_jobs(ahead)} ahead in the fair-share lane"))
     return reasons
 
 
-def _fair_share_ahead(policy: Policy, job: m.Job, now: int | None) -> int:
+def _fair_share_ahead(policy: Policy, job: m.Job, found: Mapping[str, Estimate]) -> int:
     """Queued fair-share jobs of the backend the rules would start before `job`."""
-    found = estimate(policy, now if now is not None else (policy.now or 0))
     mine = found.get(job.id)
     if mine is None or mine.position is None:
         return 0
