@@ -238,6 +238,7 @@ def measure_latency(n_clients: int, n_changes: int, gap: float, workdir: Path) -
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     redis_port = _free_port()
     db = workdir / "live.sqlite3"
+    db.unlink(missing_ok=True)  # a kept --workdir: start from the demo data again
     env = {
         **base,
         "DATABASE_URL": f"sqlite:///{db}",

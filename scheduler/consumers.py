@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import OrderedDict
+from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
@@ -62,35 +63,48 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         for message in messages:
             await self.send(text_data=message)
 
-    @database_sync_to_async
-    def _render(self, change: dict[str, Any] | None) -> list[str]:
-        return render_shared(
+    async def _render(self, change: dict[str, Any] | None) -> list[str]:
+        return await render_shared(
             page=self.page, uid=self.uid, user=self.user, filters=self.filters, change=change
         )
 
 
 # Fragments rendered for one change, shared by every page that shows the same thing:
-# with many viewers a change is rendered once per (page, viewer, filters), not per socket.
-_rendered: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
+# with many viewers a change is rendered once per (page, viewer, filters), not per
+# socket. The cache lives on the event loop's side, so the sockets that wait for a
+# render already under way do not queue for the (single) database thread at all.
+_rendered: OrderedDict[tuple[Any, ...], asyncio.Future[list[str]]] = OrderedDict()
 RENDER_CACHE_SIZE = 512
 
 
-def render_shared(
+async def render_shared(
     *, page: str, uid: str, user: Any, filters: dict[str, str], change: dict[str, Any] | None
 ) -> list[str]:
-    """`render_page`, reusing what another socket already rendered for the same change."""
+    """`render_page`, reusing what another socket rendered (or is rendering) for the change."""
+    render = database_sync_to_async(render_page)
     if change is None or "id" not in change:  # a (re)connect or a filter change: render afresh
-        return render_page(page=page, uid=uid, user=user, filters=filters, change=change)
+        return await render(page=page, uid=uid, user=user, filters=filters, change=change)
     # Staff see the same pages; a session page also depends on who owns the session.
     viewer = "staff" if user.is_staff and page != "session" else user.pk
     key = (change["id"], page, uid, viewer, tuple(sorted(filters.items())))
-    messages = _rendered.get(key)
-    if messages is None:
-        messages = render_page(page=page, uid=uid, user=user, filters=filters, change=change)
-        _rendered[key] = messages
+    shared = _rendered.get(key)
+    if shared is None or shared.get_loop() is not asyncio.get_running_loop():
+        # A task of its own: a socket closing mid-render does not cancel it for the others.
+        shared = asyncio.ensure_future(
+            render(page=page, uid=uid, user=user, filters=filters, change=change)
+        )
+        shared.add_done_callback(partial(_forget_failed, key))
+        _rendered[key] = shared
         if len(_rendered) > RENDER_CACHE_SIZE:
             _rendered.popitem(last=False)
-    return messages
+    return await asyncio.shield(shared)
+
+
+def _forget_failed(key: tuple[Any, ...], render: asyncio.Future[list[str]]) -> None:
+    """A failed render is not kept: the next socket for the same change tries again."""
+    failed = render.cancelled() or render.exception() is not None
+    if failed and _rendered.get(key) is render:
+        del _rendered[key]
 
 
 def render_page(

@@ -197,17 +197,54 @@ def test_a_change_is_rendered_once_for_every_staff_viewer_with_the_same_filters(
     staff = [SimpleNamespace(is_staff=True, pk=n) for n in (1, 2, 3)]
     researcher = SimpleNamespace(is_staff=False, pk=9)
 
-    shared = [
-        consumers.render_shared(page="dashboard", uid="", user=u, filters={}, change=change)
-        for u in staff
-    ]
-    own = consumers.render_shared(
-        page="dashboard", uid="", user=researcher, filters={}, change=change
-    )
-    filtered = consumers.render_shared(
-        page="dashboard", uid="", user=staff[0], filters={"backend": "sim_a"}, change=change
-    )
+    async def viewers() -> list[list[str]]:
+        def render(user: Any, **filters: str) -> Awaitable[list[str]]:
+            return consumers.render_shared(
+                page="dashboard", uid="", user=user, filters=filters, change=change
+            )
+
+        # All at once, as the sockets of one server receive the change: the later
+        # ones wait for the render the first one started.
+        return await asyncio.gather(
+            *(render(u) for u in staff), render(researcher), render(staff[0], backend="sim_a")
+        )
+
+    *shared, own, filtered = async_to_sync(viewers)()
 
     assert shared == [["<div>1</div>"]] * 3
     assert own == ["<div>2</div>"] and filtered == ["<div>3</div>"]
     assert len(calls) == 3
+
+
+def test_a_failed_render_reaches_its_waiters_and_is_tried_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from types import SimpleNamespace
+
+    from scheduler import consumers
+
+    calls: list[int] = []
+
+    def render_page(**kwargs: Any) -> list[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database went away")
+        return ["<div>ok</div>"]
+
+    monkeypatch.setattr(consumers, "render_page", render_page)
+    change = {"id": "c2", "backends": [], "jobs": ["j1"], "sessions": [], "at": ""}
+    admin = SimpleNamespace(is_staff=True, pk=1)
+
+    def render() -> Awaitable[list[str]]:
+        return consumers.render_shared(
+            page="dashboard", uid="", user=admin, filters={}, change=change
+        )
+
+    async def twice() -> tuple[list[Any], list[str]]:
+        first = await asyncio.gather(render(), render(), return_exceptions=True)
+        return first, await render()
+
+    first, again = async_to_sync(twice)()
+
+    assert [type(outcome) for outcome in first] == [RuntimeError, RuntimeError]
+    assert again == ["<div>ok</div>"] and len(calls) == 2

@@ -13,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from scheduler.leader import LeaderLock
-from scheduler.runner import Scheduler, scheduler_loop
+from scheduler.runner import Scheduler, freeze_startup_heap, scheduler_loop
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         scheduler = Scheduler(workers=options["workers"])
+        freeze_startup_heap()
         self.stdout.write("scheduler started (standby until it holds the leader lock)")
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(scheduler_loop(scheduler, lock=LeaderLock(), poll=options["poll"]))

@@ -33,11 +33,12 @@ class Command(BaseCommand):
         from qdash.asgi import application
         from scheduler.demo import Traffic, demo_load, traffic_loop
         from scheduler.leader import LeaderLock
-        from scheduler.runner import Scheduler, scheduler_loop
+        from scheduler.runner import Scheduler, freeze_startup_heap, scheduler_loop
 
         call_command("migrate", interactive=False, verbosity=0)
         if options["demo"]:
             demo_load()
+        freeze_startup_heap()
         tasks: list[asyncio.Future[None]] = []
 
         def ready() -> None:
