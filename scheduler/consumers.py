@@ -117,14 +117,14 @@ def render_page(
                 user=user, filters=filters, backends=None, jobs=True
             )
             cards = selectors.backend_cards()
-            return [*html, fragments.to_json(fragments.charts(cards=cards))]
+            return [*html, fragments.to_json(fragments.charts(cards=cards, user=user))]
         messages = fragments.dashboard_fragments(
             user=user, filters=filters, backends=change["backends"], jobs=bool(change["jobs"])
         )
         if change["backends"]:
             messages.append(fragments.depth_points(backends=change["backends"], at=change["at"]))
         if change["sessions"]:
-            messages.append(fragments.timeline_message())
+            messages.append(fragments.timeline_message(user=user))
         return messages
     if page == "job":
         # A queued job's position moves with anything on its backend.

@@ -189,12 +189,27 @@ class Traffic:
             jobs_cancel(job=job)
 
 
-async def traffic_loop(traffic: Traffic, *, mean_gap: float = 4.0, max_queued: int = 40) -> None:
-    """Run demo traffic forever, pausing while the queue is long."""
+async def traffic_loop(
+    traffic: Traffic,
+    *,
+    mean_gap: float = 4.0,
+    max_queued: int = 40,
+    burst: int = 12,
+    burst_gap: float = 0.5,
+) -> None:
+    """Run demo traffic forever, pausing while the queue is long.
+
+    It opens with a burst (`burst` steps, `burst_gap` seconds apart) so a freshly
+    started demo has queues to watch at once, then one step every `mean_gap`
+    seconds on average.
+    """
     step = sync_to_async(traffic.step, thread_sensitive=True)
     queued = sync_to_async(models.Job.objects.filter(status=m.QUEUED).count, thread_sensitive=True)
+    steps = 0
     while True:
-        await asyncio.sleep(traffic.rng.expovariate(1 / mean_gap))
+        gap = burst_gap if steps < burst else traffic.rng.expovariate(1 / mean_gap)
+        steps += 1
+        await asyncio.sleep(gap)
         try:
             if await queued() < max_queued:
                 await step()

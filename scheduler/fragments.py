@@ -28,23 +28,24 @@ def dashboard_context(*, user: Any, filters: Mapping[str, str]) -> dict[str, Any
         "jobs": selectors.jobs_table(user=user, filters=filters),
         "filters": filters,
         "choices": selectors.job_filter_choices(user=user),
-        "charts": charts(cards=cards),
+        "charts": charts(cards=cards, user=user),
     }
 
 
-def charts(*, cards: Iterable[selectors.BackendCard]) -> dict[str, Any]:
-    """Full data of the dashboard's charts: queue depth per backend and the session timeline."""
+def charts(*, cards: Iterable[selectors.BackendCard], user: Any) -> dict[str, Any]:
+    """Full data of the dashboard's charts: queue flow per backend and the session timeline."""
     now = timezone.now()
     since = now - selectors.TIMELINE_SPAN
     return {
         "type": "charts",
-        "depth": {
-            card.backend.name: selectors.depth_history(backend=card.backend, since=since)
+        "flow": {
+            card.backend.name: selectors.queue_flow(backend=card.backend, since=since, now=now)
             for card in cards
         },
-        "timeline": selectors.session_timeline(since=since, now=now),
+        "timeline": selectors.session_timeline(since=since, now=now, user=user),
         "maxPoints": selectors.CHART_POINTS,
         "span": selectors.TIMELINE_SPAN.total_seconds(),
+        "bin": selectors.FLOW_BIN.total_seconds(),
     }
 
 
@@ -66,11 +67,9 @@ def job_context(job: models.Job) -> dict[str, Any]:
 
 
 def session_context(session: models.Session, user: Any) -> dict[str, Any]:
-    timeline = selectors.session_timeline(since=session.created_at - timedelta(seconds=1))
-    timeline["spans"] = [s for s in timeline["spans"] if s["session"] == session.uid]
-    timeline["reservations"] = [
-        r for r in timeline["reservations"] if r["backend"] == session.backend.name
-    ]
+    timeline = selectors.session_timeline(
+        since=session.created_at - timedelta(seconds=1), session=session.uid, user=user
+    )
     return {
         "session": session,
         "jobs": list(session.jobs.select_related("backend", "instance").order_by("submitted_at")),
@@ -107,18 +106,23 @@ def dashboard_fragments(
 
 
 def depth_points(*, backends: Iterable[str], at: int | None) -> str:
-    """The current queue depth per lane of each backend, for `Plotly.extendTraces`."""
+    """Each backend's queue depth per lane now (for `Plotly.extendTraces`) and the
+    current bin of its queue flow (for `Plotly.restyle`)."""
     moment = from_ticks(at) if at is not None else timezone.now()
     points = {
-        card.backend.name: {"at": moment, **card.depth}
+        card.backend.name: {
+            "at": moment,
+            **card.depth,
+            "flow": selectors.flow_now(backend=card.backend, now=moment),
+        }
         for card in selectors.backend_cards(names=backends)
     }
     return to_json({"type": "depth", "points": points})
 
 
-def timeline_message() -> str:
+def timeline_message(*, user: Any) -> str:
     now = timezone.now()
-    timeline = selectors.session_timeline(since=now - selectors.TIMELINE_SPAN, now=now)
+    timeline = selectors.session_timeline(since=now - selectors.TIMELINE_SPAN, now=now, user=user)
     return to_json({"type": "timeline", "timeline": timeline})
 
 

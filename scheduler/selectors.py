@@ -31,6 +31,7 @@ JOB_FILTERS = ("backend", "instance", "status", "session")
 TABLE_ROWS = 50
 CHART_POINTS = 200  # maxPoints of every live chart trace
 TIMELINE_SPAN = timedelta(minutes=30)  # history the dashboard charts show
+FLOW_BIN = timedelta(minutes=1)  # the queue-flow chart counts arrivals and starts per bin
 
 
 # ------------------------------------------------------------------- access
@@ -176,12 +177,20 @@ def queue_depth(
     return depth
 
 
-def depth_history(*, backend: models.Backend, since: datetime) -> dict[str, list[Any]]:
-    """Queue depth over time per lane since `since`, replayed from the event log.
+def queue_flow(
+    *, backend: models.Backend, since: datetime, now: datetime | None = None
+) -> dict[str, Any]:
+    """A backend's queue over time, replayed from the event log since `since`.
+
+    - depth: queued jobs per lane after every submission and start (a step
+      series up to now, at most CHART_POINTS points);
+    - flow: per minute (FLOW_BIN), the jobs that entered each lane and the
+      jobs that started from it.
 
     A job counts in the lane it started from; one not started yet in the
     session lane if it belongs to a session, else the fair-share lane.
     """
+    now = max(now or timezone.now(), since)
     waiting_at_start = models.Job.objects.filter(backend=backend, submitted_at__lt=since).filter(
         Q(started_at__gte=since)
         | Q(started_at__isnull=True, ended_at__isnull=True)
@@ -193,6 +202,10 @@ def depth_history(*, backend: models.Backend, since: datetime) -> dict[str, list
         depth[_lane_of(lane, session_id)] += 1
         waiting.add(pk)
     series: dict[str, list[Any]] = {"x": [since.isoformat()], **{k: [v] for k, v in depth.items()}}
+    first_bin = flow_bin(since)
+    bins = int((flow_bin(now) - first_bin) / FLOW_BIN) + 1
+    entered = {lane: [0] * bins for lane in LANES}
+    started = {lane: [0] * bins for lane in LANES}
     events = (
         models.Event.objects.filter(
             backend=backend,
@@ -208,21 +221,52 @@ def depth_history(*, backend: models.Backend, since: datetime) -> dict[str, list
         if job is None:
             continue
         lane = _lane_of(job.lane, job.session_id)
+        at_bin = min(int((event.at - first_bin) / FLOW_BIN), bins - 1)
         if event.kind == "job_submitted":
             depth[lane] += 1
             waiting.add(job.pk)
+            entered[lane][at_bin] += 1
         elif job.pk in waiting:
             depth[lane] = max(0, depth[lane] - 1)
             waiting.discard(job.pk)
+            if event.kind == "job_started":
+                started[lane][at_bin] += 1
         else:
             continue
         series["x"].append(event.at.isoformat())
         for name in LANES:
             series[name].append(depth[name])
-    series["x"].append(max(timezone.now(), since).isoformat())  # the chart runs up to now
+    series["x"].append(now.isoformat())  # the chart runs up to now
     for name in LANES:
         series[name].append(depth[name])
-    return {name: values[-CHART_POINTS:] for name, values in series.items()}
+    return {
+        "depth": {name: values[-CHART_POINTS:] for name, values in series.items()},
+        "flow": {
+            "bins": [(first_bin + n * FLOW_BIN).isoformat() for n in range(bins)],
+            "entered": entered,
+            "started": started,
+        },
+    }
+
+
+def flow_bin(at: datetime) -> datetime:
+    """The start of the FLOW_BIN-long bin holding `at`."""
+    step = FLOW_BIN.total_seconds()
+    return datetime.fromtimestamp(at.timestamp() // step * step, tz=at.tzinfo)
+
+
+def flow_now(*, backend: models.Backend, now: datetime | None = None) -> dict[str, Any]:
+    """The current bin of `queue_flow`'s flow: jobs that entered and started each lane in it."""
+    start = flow_bin(now or timezone.now())
+    jobs = models.Job.objects.filter(backend=backend)
+    entered = dict.fromkeys(LANES, 0)
+    submitted = jobs.filter(submitted_at__gte=start).values_list("lane", "session_id")
+    for lane, session_id in submitted:
+        entered[_lane_of(lane, session_id)] += 1
+    started = dict.fromkeys(LANES, 0)
+    for lane, session_id in jobs.filter(started_at__gte=start).values_list("lane", "session_id"):
+        started[_lane_of(lane, session_id)] += 1
+    return {"bin": start.isoformat(), "entered": entered, "started": started}
 
 
 def _lane_of(lane: str | None, session_id: int | None) -> str:
@@ -240,12 +284,25 @@ class Span:
     end: datetime
 
 
-def session_timeline(*, since: datetime, now: datetime | None = None) -> dict[str, Any]:
-    """State spans of sessions seen since `since`, and reservations, for the timeline chart."""
+def session_timeline(
+    *, since: datetime, now: datetime | None = None, session: str | None = None, user: User
+) -> dict[str, Any]:
+    """The session activity chart's data since `since` (one session's when `session` is a uid).
+
+    Every session's spans show (they explain why a backend is held); job marks
+    only for the jobs `user` may see.
+
+    - spans: each session's open / active / inactive periods;
+    - closes: when a session closed;
+    - jobs: the sessions' jobs, marked where they started (or were submitted, if waiting);
+    - reservations: windows overlapping the chart, as background bands.
+    """
     now = now or timezone.now()
+    rows = models.Event.objects.filter(kind__in=("session_created", "session_state"))
+    if session is not None:
+        rows = rows.filter(session__uid=session)
     rows = (
-        models.Event.objects.filter(kind__in=("session_created", "session_state"))
-        .filter(Q(at__gte=since) | Q(session__state__in=[m.OPEN, m.ACTIVE, m.INACTIVE]))
+        rows.filter(Q(at__gte=since) | Q(session__state__in=[m.OPEN, m.ACTIVE, m.INACTIVE]))
         .select_related("session__backend")
         .order_by("id")
     )
@@ -258,9 +315,12 @@ def session_timeline(*, since: datetime, now: datetime | None = None) -> dict[st
             (event.at, state, event.session.backend.name)
         )
     spans = []
+    closes = []
     for uid, changes in history.items():
         for (at, state, backend), nxt in zip(changes, [*changes[1:], None], strict=True):
             if state == m.CLOSED:
+                if at >= since:
+                    closes.append({"session": uid, "backend": backend, "at": at})
                 continue
             end = nxt[0] if nxt is not None else now
             if end >= since:
@@ -268,19 +328,57 @@ def session_timeline(*, since: datetime, now: datetime | None = None) -> dict[st
                     {"session": uid, "backend": backend, "state": state, "start": max(at, since)}
                     | {"end": end}
                 )
-    reservations = [
+    reservations = models.Reservation.objects.filter(end__gte=since, start__lte=now + TIMELINE_SPAN)
+    if session is not None:
+        reservations = reservations.filter(backend__sessions__uid=session)
+    return {
+        "spans": spans,
+        "closes": closes,
+        "jobs": _session_jobs(sessions=list(history), since=since, user=user),
+        "reservations": [
+            {
+                "backend": r.backend.name,
+                "instance": r.instance.path,
+                "start": r.start,
+                "end": r.end,
+                "exclusive": r.exclusive,
+            }
+            for r in reservations.select_related("backend", "instance").order_by("start")
+        ],
+    }
+
+
+TIMELINE_JOBS = 500  # job marks on the session activity chart, newest first
+
+
+def _session_jobs(*, sessions: list[str], since: datetime, user: User) -> list[dict[str, Any]]:
+    """The jobs of `sessions` that `user` may see and that started, or were submitted, since."""
+    if not sessions:
+        return []
+    jobs = (
+        jobs_visible(user=user)
+        .filter(session__uid__in=sessions)
+        .filter(
+            Q(submitted_at__gte=since)
+            | Q(started_at__gte=since)
+            | Q(started_at__isnull=True, status=m.QUEUED)
+        )
+        .order_by("-submitted_at")
+        .values_list(
+            "uid", "session__uid", "backend__name", "status", "submitted_at", "started_at"
+        )[:TIMELINE_JOBS]
+    )
+    return [
         {
-            "backend": r.backend.name,
-            "instance": r.instance.path,
-            "start": r.start,
-            "end": r.end,
-            "exclusive": r.exclusive,
+            "job": uid,
+            "session": session,
+            "backend": backend,
+            "status": status,
+            "at": max(started or submitted, since),
+            "started": started is not None,
         }
-        for r in models.Reservation.objects.filter(end__gte=since, start__lte=now + TIMELINE_SPAN)
-        .select_related("backend", "instance")
-        .order_by("start")
+        for uid, session, backend, status, submitted, started in jobs
     ]
-    return {"spans": spans, "reservations": reservations}
 
 
 def session_events(*, session: models.Session) -> list[models.Event]:

@@ -85,7 +85,7 @@ def test_it_sends_cards_table_and_charts_on_connect(
         assert any('id="backend-sim_a"' in t for t in seen)
         assert any('<div id="job-table">' in t for t in seen)
         charts = json.loads(seen[-1])
-        assert charts["type"] == "charts" and "sim_a" in charts["depth"]
+        assert charts["type"] == "charts" and "sim_a" in charts["flow"]
         await communicator.disconnect()
 
     run(main)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
+import django
 import pytest
 from django.test import Client
 from django.utils import timezone
@@ -74,9 +76,9 @@ def test_it_shows_backend_cards_charts_and_jobs(staff: Client, held_session: dat
     assert 'id="backend-sim_a"' in page
     assert "holds the backend" in page
     assert 'data-deadline="' + held_session.isoformat() in page  # client-side countdown
-    assert 'id="depth-sim_a"' in page and 'id="chart-data"' in page
+    assert 'id="flow-sim_a"' in page and 'id="chart-data"' in page
     assert "qwaiting1" in page and "qsessjob1" in page
-    assert "vendor/plotly/plotly.min.js" in page and "htmx-2.0.11.min.js" in page
+    assert "vendor/plotly/plotly.min.js" in page and "django_htmx/htmx-2.min.js" in page
 
 
 def test_the_job_table_filters_as_an_htmx_partial(staff: Client, held_session: datetime) -> None:
@@ -184,8 +186,11 @@ def test_the_fair_share_page_shows_the_tree_and_the_next_jobs(
     assert "qwaiting1" in html
 
 
-def test_plotly_is_served_from_the_installed_package(client: Client) -> None:
+def test_plotly_and_htmx_are_served_from_the_installed_packages(client: Client) -> None:
     from django.contrib.staticfiles import finders
 
-    assert finders.find("vendor/plotly/plotly.min.js")
-    assert finders.find("vendor/htmx-ext-ws-2.0.4.min.js")
+    site_packages = str(Path(django.__file__).resolve().parents[1])
+    for path in ("vendor/plotly/plotly.min.js", "django_htmx/htmx-2.min.js"):
+        found = finders.find(path)
+        assert found and str(found).startswith(site_packages), path
+    assert finders.find("django_htmx/ext/hx-ws-2.min.js")

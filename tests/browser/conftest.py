@@ -53,32 +53,81 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`manage.py serve --demo` on a scratch SQLite database, one per test module."""
-    port = _free_port()
-    db = tmp_path_factory.mktemp("browser") / "db.sqlite3"
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{db}", "REDIS_URL": ""}
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "serve", "--demo", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+class Serve:
+    """`manage.py serve --demo` on a scratch SQLite database; stop and start it again."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'db.sqlite3'}"}
+        self.env["REDIS_URL"] = ""
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--demo", "--port", str(self.port)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         for _ in range(300):
+            if self.process.poll() is not None:
+                raise AssertionError(f"serve exited with {self.process.returncode}")
             try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
+                socket.create_connection(("127.0.0.1", self.port), 0.2).close()
+                return
             except OSError:
                 time.sleep(0.1)
-        else:
-            raise AssertionError("serve did not start")
-        yield f"http://127.0.0.1:{port}"
+        raise AssertionError("serve did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+    def manage(self, *args: str) -> str:
+        """Another `manage.py` command on the same database (the server may be down)."""
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True
+        )
+        assert done.returncode == 0, done.stderr.decode()
+        return done.stdout.decode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One demo server per test module."""
+    serve = Serve(tmp_path_factory.mktemp("browser"))
+    serve.start()
+    try:
+        yield serve.url
     finally:
-        process.terminate()
-        process.wait(10)
+        serve.stop()
+
+
+@pytest.fixture
+def restartable(tmp_path: Path) -> Iterator[Serve]:
+    """A demo server of the test's own, started; the test may stop and start it."""
+    serve = Serve(tmp_path)
+    serve.start()
+    try:
+        yield serve
+    finally:
+        serve.stop()
+
+
+def page_errors(page: playwright.Page) -> list[str]:
+    """Uncaught exceptions and console errors of `page`, as they happen."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"pageerror: {error}"))
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(f"console: {message.text}") if message.type == "error" else None
+        ),
+    )
+    return errors
 
 
 def log_in(page: playwright.Page, server: str, username: str, password: str) -> None:

@@ -46,7 +46,7 @@ def test_the_dashboard_fits_a_phone(server: str) -> None:
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         log_in(page, server, "alice", "alice")
-        page.wait_for_selector("#depth-sim_lima .main-svg", timeout=15_000)
+        page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
         page.screenshot(path=str(ARTIFACTS / "dashboard_phone.png"), full_page=True)
         # Wide tables scroll inside their box; the page itself does not scroll sideways.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390

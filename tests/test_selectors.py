@@ -1,0 +1,133 @@
+"""Reads behind the dashboard's charts: the queue-flow replay."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from scheduler import engine, models, selectors
+from scheduler.policy import model as m
+from tests.factories import BackendFactory, UserFactory, instance
+
+pytestmark = pytest.mark.django_db
+
+SECOND = 1_000_000
+
+
+def submit(job: str, *, inst: str, at: datetime, seconds: float = 2, **extra: object) -> None:
+    action = m.Submit(job, inst, "sim_a", round(seconds * SECOND), **extra)  # type: ignore[arg-type]
+    engine.step([action], at=at)
+
+
+@pytest.fixture
+def backend() -> models.Backend:
+    instance("hubA/g/p")
+    instance("hubB/g/p")
+    return BackendFactory(name="sim_a")
+
+
+@pytest.fixture
+def traffic(backend: models.Backend) -> datetime:
+    """Four jobs over two minutes on sim_a, from the start of a minute ten minutes ago.
+
+    qj1 runs 0:05-1:05; qj2 waits behind it and starts at 1:05; qj3 opens a
+    session at 1:10 (its first job comes through fair share) and qj4, sent
+    into that session while qj3 runs, starts from the session lane.
+    """
+    base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
+    submit("qj1", inst="hubA/g/p", at=base + timedelta(seconds=5), seconds=60)
+    submit("qj2", inst="hubB/g/p", at=base + timedelta(seconds=6))
+    submit(
+        "qj3", inst="hubB/g/p", at=base + timedelta(seconds=70), session="qs1", start_session=True
+    )
+    submit("qj4", inst="hubB/g/p", at=base + timedelta(seconds=71), session="qs1")
+    engine.step([], at=base + timedelta(seconds=200))
+    return base
+
+
+def test_the_queue_flow_counts_jobs_entering_and_starting_each_lane_per_minute(
+    backend: models.Backend, traffic: datetime
+) -> None:
+    flow = selectors.queue_flow(backend=backend, since=traffic, now=traffic + timedelta(minutes=5))
+
+    bins = flow["flow"]["bins"]
+    assert bins == [(traffic + timedelta(minutes=n)).isoformat() for n in range(6)]
+    assert flow["flow"]["entered"] == {
+        m.RESERVATION: [0] * 6,
+        m.SESSION: [0, 1, 0, 0, 0, 0],
+        m.FAIR_SHARE: [2, 1, 0, 0, 0, 0],
+    }
+    assert flow["flow"]["started"] == {
+        m.RESERVATION: [0] * 6,
+        m.SESSION: [0, 1, 0, 0, 0, 0],
+        m.FAIR_SHARE: [1, 2, 0, 0, 0, 0],
+    }
+    depth = flow["depth"]
+    assert depth["x"][0] == traffic.isoformat() and depth["x"][-1] == bins[-1]
+    assert max(depth[m.FAIR_SHARE]) == 1 and max(depth[m.SESSION]) == 1  # qj2; qj4
+    assert [depth[lane][-1] for lane in selectors.LANES] == [0, 0, 0]  # all started
+
+
+def test_the_live_bin_agrees_with_the_replay(backend: models.Backend, traffic: datetime) -> None:
+    now = traffic + timedelta(seconds=80)
+    replay = selectors.queue_flow(backend=backend, since=traffic, now=now)["flow"]
+    live = selectors.flow_now(backend=backend, now=now)
+
+    assert live["bin"] == replay["bins"][-1]
+    assert live["entered"] == {lane: counts[-1] for lane, counts in replay["entered"].items()}
+    assert live["started"] == {lane: counts[-1] for lane, counts in replay["started"].items()}
+    assert live["entered"][m.FAIR_SHARE] == 1  # qj3, the session's first job
+
+
+def test_the_depth_series_keeps_the_last_chart_points(
+    backend: models.Backend, traffic: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = traffic + timedelta(minutes=5)
+    full = selectors.queue_flow(backend=backend, since=traffic, now=now)["depth"]
+    monkeypatch.setattr(selectors, "CHART_POINTS", 3)
+
+    kept = selectors.queue_flow(backend=backend, since=traffic, now=now)["depth"]
+
+    assert len(full["x"]) > 3
+    assert kept["x"] == full["x"][-3:] and kept[m.FAIR_SHARE] == full[m.FAIR_SHARE][-3:]
+
+
+def test_the_session_timeline_marks_jobs_and_closes(
+    backend: models.Backend, traffic: datetime
+) -> None:
+    engine.step([m.CloseSession("qs1")], at=traffic + timedelta(seconds=240))
+    staff = UserFactory(username="op", is_staff=True)
+
+    timeline = selectors.session_timeline(
+        since=traffic, now=traffic + timedelta(minutes=5), user=staff
+    )
+
+    assert {(s["session"], s["state"]) for s in timeline["spans"]} >= {
+        ("qs1", m.ACTIVE),
+    }
+    assert [(c["session"], c["at"]) for c in timeline["closes"]] == [
+        ("qs1", traffic + timedelta(seconds=240))
+    ]
+    marks = {j["job"]: j for j in timeline["jobs"]}
+    assert set(marks) == {"qj3", "qj4"}  # the session's jobs, not qj1 / qj2
+    assert marks["qj3"]["at"] == traffic + timedelta(seconds=70) and marks["qj3"]["started"]
+
+
+def test_researchers_see_every_session_but_only_their_instances_jobs(
+    backend: models.Backend, traffic: datetime
+) -> None:
+    outsider = UserFactory(username="eve")
+    member = UserFactory(username="bob")
+    models.Instance.objects.get(path="hubB/g/p").members.add(member)
+    now = traffic + timedelta(minutes=5)
+
+    seen_by = {
+        user.username: selectors.session_timeline(since=traffic, now=now, user=user)
+        for user in (outsider, member)
+    }
+
+    assert {s["session"] for s in seen_by["eve"]["spans"]} == {"qs1"}
+    assert seen_by["eve"]["jobs"] == []
+    assert {j["job"] for j in seen_by["bob"]["jobs"]} == {"qj3", "qj4"}
