@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import pydantic
@@ -226,9 +226,9 @@ def jobs_list(
             pk__in=[pk for pk, have in jobs.values_list("pk", "tags") if wanted <= set(have)]
         )
     if created_after:
-        jobs = jobs.filter(submitted_at__gte=created_after)
+        jobs = jobs.filter(submitted_at__gte=_utc(created_after, "created_after"))
     if created_before:
-        jobs = jobs.filter(submitted_at__lte=created_before)
+        jobs = jobs.filter(submitted_at__lte=_utc(created_before, "created_before"))
     limit = max(1, min(limit, 200))
     offset = max(0, offset)
     order = ["submitted_at", "id"] if sort == "ASC" else ["-submitted_at", "-id"]
@@ -239,6 +239,17 @@ def jobs_list(
         "limit": limit,
         "offset": offset,
     }
+
+
+def _utc(moment: datetime, name: str) -> datetime:
+    """A query's instant in UTC (no offset: UTC). Databases differ in the offsets they
+    accept (PostgreSQL's stop at 15:59), so none reaches them."""
+    if timezone.is_naive(moment):
+        return timezone.make_aware(moment, UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ApiError(400, "invalid_parameter", f"{name} is out of range.") from None
 
 
 @router.get("/jobs/{uid}", response={200: JobOut} | REFUSALS)

@@ -185,6 +185,26 @@ def test_list_filters_and_pages(alice: Caller, backend: models.Backend) -> None:
     assert alice.get("/jobs", sort="ASC").json()["jobs"][0]["id"] == uids[0]
 
 
+@pytest.mark.parametrize(
+    ("after", "count"),
+    [
+        ("1013-06-25T11:07:14-23:50", 1),  # an offset PostgreSQL itself would refuse
+        ("2999-01-01T00:00:00+14:00", 0),
+        ("2999-01-01T00:00:00", 0),  # no offset: UTC
+    ],
+)
+def test_list_time_filters_take_any_offset(
+    alice: Caller, backend: models.Backend, after: str, count: int
+) -> None:
+    submit(alice)
+    assert alice.get("/jobs", created_after=after).json()["count"] == count
+
+
+def test_a_time_filter_out_of_range_is_refused(alice: Caller, backend: models.Backend) -> None:
+    response = alice.get("/jobs", created_before="0001-01-01T00:00:00+05:00")
+    assert response.status_code == 400 and response.json()["code"] == "invalid_parameter"
+
+
 def test_list_filters_by_every_tag(alice: Caller, backend: models.Backend) -> None:
     both = submit(alice, tags=["bell", "night"])
     submit(alice, tags=["bell"])
