@@ -191,31 +191,38 @@ def queue_flow(
     session lane if it belongs to a session, else the fair-share lane.
     """
     now = max(now or timezone.now(), since)
-    waiting_at_start = models.Job.objects.filter(backend=backend, submitted_at__lt=since).filter(
-        Q(started_at__gte=since)
-        | Q(started_at__isnull=True, ended_at__isnull=True)
-        | Q(started_at__isnull=True, ended_at__gte=since)
-    )
-    depth = dict.fromkeys(LANES, 0)
-    waiting: set[int] = set()
-    for pk, lane, session_id in waiting_at_start.values_list("pk", "lane", "session_id"):
-        depth[_lane_of(lane, session_id)] += 1
-        waiting.add(pk)
-    series: dict[str, list[Any]] = {"x": [since.isoformat()], **{k: [v] for k, v in depth.items()}}
     first_bin = flow_bin(since)
     bins = int((flow_bin(now) - first_bin) / FLOW_BIN) + 1
     entered = {lane: [0] * bins for lane in LANES}
     started = {lane: [0] * bins for lane in LANES}
-    events = (
+    events = list(
         models.Event.objects.filter(
             backend=backend,
             at__gte=since,
             kind__in=("job_submitted", "job_started", "job_ended"),
         )
         .select_related("job")
-        .only("kind", "at", "job__lane", "job__session_id")  # not the job's inputs or results
+        .only(  # not the job's inputs or results
+            "kind", "at", "job__lane", "job__session_id", "job__submitted_at", "job__started_at"
+        )
         .order_by("id")
     )
+    # Queued at `since`: still queued now, or started (or left unstarted) after it.
+    at_start = models.Job.objects.filter(backend=backend, status=m.QUEUED, submitted_at__lt=since)
+    waiting = {
+        pk: _lane_of(lane, session_id)
+        for pk, lane, session_id in at_start.order_by().values_list("pk", "lane", "session_id")
+    }
+    for event in events:
+        job = event.job
+        if job is None or job.submitted_at >= since or event.kind == "job_submitted":
+            continue
+        if event.kind == "job_started" or job.started_at is None:
+            waiting.setdefault(job.pk, _lane_of(job.lane, job.session_id))
+    depth = dict.fromkeys(LANES, 0)
+    for lane in waiting.values():
+        depth[lane] += 1
+    series: dict[str, list[Any]] = {"x": [since.isoformat()], **{k: [v] for k, v in depth.items()}}
     for event in events:
         job = event.job
         if job is None:
@@ -224,11 +231,11 @@ def queue_flow(
         at_bin = min(int((event.at - first_bin) / FLOW_BIN), bins - 1)
         if event.kind == "job_submitted":
             depth[lane] += 1
-            waiting.add(job.pk)
+            waiting[job.pk] = lane
             entered[lane][at_bin] += 1
         elif job.pk in waiting:
             depth[lane] = max(0, depth[lane] - 1)
-            waiting.discard(job.pk)
+            del waiting[job.pk]
             if event.kind == "job_started":
                 started[lane][at_bin] += 1
         else:
@@ -256,17 +263,23 @@ def flow_bin(at: datetime) -> datetime:
 
 
 def flow_now(*, backend: models.Backend, now: datetime | None = None) -> dict[str, Any]:
-    """The current bin of `queue_flow`'s flow: jobs that entered and started each lane in it."""
+    """The current bin of `queue_flow`'s flow: jobs that entered and started each lane in it.
+
+    Each query walks only the bin's jobs: submissions by the `submitted_at` index
+    (then this backend's, here), starts by the (backend, started_at) one.
+    """
     start = flow_bin(now or timezone.now())
-    jobs = models.Job.objects.filter(backend=backend)
-    entered = dict.fromkeys(LANES, 0)
-    submitted = jobs.filter(submitted_at__gte=start).values_list("lane", "session_id")
-    for lane, session_id in submitted:
-        entered[_lane_of(lane, session_id)] += 1
-    started = dict.fromkeys(LANES, 0)
-    for lane, session_id in jobs.filter(started_at__gte=start).values_list("lane", "session_id"):
-        started[_lane_of(lane, session_id)] += 1
-    return {"bin": start.isoformat(), "entered": entered, "started": started}
+    columns = ("backend_id", "lane", "session_id")
+    counts = {}
+    for kind, jobs in (
+        ("entered", models.Job.objects.filter(submitted_at__gte=start)),
+        ("started", models.Job.objects.filter(backend=backend, started_at__gte=start)),
+    ):
+        counts[kind] = dict.fromkeys(LANES, 0)
+        for backend_id, lane, session_id in jobs.order_by().values_list(*columns):
+            if backend_id == backend.pk:
+                counts[kind][_lane_of(lane, session_id)] += 1
+    return {"bin": start.isoformat(), **counts}
 
 
 def _lane_of(lane: str | None, session_id: int | None) -> str:

@@ -131,3 +131,23 @@ def test_researchers_see_every_session_but_only_their_instances_jobs(
     assert {s["session"] for s in seen_by["eve"]["spans"]} == {"qs1"}
     assert seen_by["eve"]["jobs"] == []
     assert {j["job"] for j in seen_by["bob"]["jobs"]} == {"qj3", "qj4"}
+
+
+def test_the_depth_starts_from_the_jobs_waiting_when_the_chart_begins(
+    backend: models.Backend,
+) -> None:
+    base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
+    submit("qlong", inst="hubA/g/p", at=base, seconds=600)  # holds sim_a for 10 minutes
+    for n, at in enumerate((1, 2, 3, 4)):
+        submit(f"qw{n}", inst="hubB/g/p", at=base + timedelta(seconds=at))
+    engine.step([m.CancelJob("qw0")], at=base + timedelta(seconds=60))  # before the chart
+    engine.step([m.CancelJob("qw1")], at=base + timedelta(seconds=180))  # during it
+    since = base + timedelta(minutes=2)
+
+    depth = selectors.queue_flow(backend=backend, since=since, now=base + timedelta(minutes=5))[
+        "depth"
+    ]
+
+    # qw1, qw2 and qw3 waited at 2:00 (qw0 was gone); qw1's cancel leaves two.
+    assert depth[m.FAIR_SHARE] == [3, 2, 2]
+    assert depth["x"][1] == (base + timedelta(seconds=180)).isoformat()
