@@ -194,3 +194,10 @@ def test_plotly_and_htmx_are_served_from_the_installed_packages(client: Client) 
         found = finders.find(path)
         assert found and str(found).startswith(site_packages), path
     assert finders.find("django_htmx/ext/hx-ws-2.min.js")
+
+
+def test_the_session_event_log_reads_as_words(staff: Client, held_session: datetime) -> None:
+    page = staff.get("/sessions/qsessabc123").content.decode()
+
+    assert "max ttl=8h 0m 0s" in page  # a span of clock ticks, as a duration
+    assert "status=Completed" in page and "error=None" not in page  # no empty values

@@ -1,0 +1,37 @@
+"""Template filters of the qdash pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from scheduler.clock import ticks_span
+
+register = template.Library()
+
+# Event details that are spans of clock ticks, not plain numbers.
+TICK_SPANS = {"max_ttl"}
+
+
+@register.filter
+def event_detail(detail: dict[str, Any]) -> str:
+    """An event's details for people: `key=value` pairs, spans as durations, no empty values."""
+    parts = []
+    for key, value in detail.items():
+        if value is None or value == "":
+            continue
+        if key in TICK_SPANS and isinstance(value, int):
+            value = duration(ticks_span(value))
+        parts.append(f"{key.replace('_', ' ')}={value}")
+    return " ".join(parts)
+
+
+def duration(span: Any) -> str:
+    """`8h 0m 5s`, `3m 0s`, `12s`."""
+    seconds = int(span.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes}m {seconds}s"
+    return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
