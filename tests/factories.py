@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import factory
 from django.contrib.auth import get_user_model
 
-from scheduler import models
+from scheduler import engine, models
 from scheduler.engine import instances_ensure
+from scheduler.policy import model as m
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -38,3 +39,17 @@ def instance(path: str, share: float = 1.0) -> models.Instance:
         node.share = share
         node.save(update_fields=["share"])
     return node
+
+
+def submit_at(
+    job: str,
+    *,
+    inst: str,
+    at: datetime,
+    seconds: float = 2,
+    backend: str = "sim_a",
+    **extra: object,
+) -> None:
+    """Submit `job` through the engine at `at`, modeled to run `seconds`."""
+    action = m.Submit(job, inst, backend, round(seconds * 1_000_000), **extra)  # type: ignore[arg-type]
+    engine.step([action], at=at)

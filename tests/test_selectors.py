@@ -9,16 +9,9 @@ from django.utils import timezone
 
 from scheduler import engine, models, selectors
 from scheduler.policy import model as m
-from tests.factories import BackendFactory, UserFactory, instance
+from tests.factories import BackendFactory, UserFactory, instance, submit_at
 
 pytestmark = pytest.mark.django_db
-
-SECOND = 1_000_000
-
-
-def submit(job: str, *, inst: str, at: datetime, seconds: float = 2, **extra: object) -> None:
-    action = m.Submit(job, inst, "sim_a", round(seconds * SECOND), **extra)  # type: ignore[arg-type]
-    engine.step([action], at=at)
 
 
 @pytest.fixture
@@ -37,12 +30,12 @@ def traffic(backend: models.Backend) -> datetime:
     into that session while qj3 runs, starts from the session lane.
     """
     base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
-    submit("qj1", inst="hubA/g/p", at=base + timedelta(seconds=5), seconds=60)
-    submit("qj2", inst="hubB/g/p", at=base + timedelta(seconds=6))
-    submit(
+    submit_at("qj1", inst="hubA/g/p", at=base + timedelta(seconds=5), seconds=60)
+    submit_at("qj2", inst="hubB/g/p", at=base + timedelta(seconds=6))
+    submit_at(
         "qj3", inst="hubB/g/p", at=base + timedelta(seconds=70), session="qs1", start_session=True
     )
-    submit("qj4", inst="hubB/g/p", at=base + timedelta(seconds=71), session="qs1")
+    submit_at("qj4", inst="hubB/g/p", at=base + timedelta(seconds=71), session="qs1")
     engine.step([], at=base + timedelta(seconds=200))
     return base
 
@@ -137,9 +130,9 @@ def test_the_depth_starts_from_the_jobs_waiting_when_the_chart_begins(
     backend: models.Backend,
 ) -> None:
     base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
-    submit("qlong", inst="hubA/g/p", at=base, seconds=600)  # holds sim_a for 10 minutes
+    submit_at("qlong", inst="hubA/g/p", at=base, seconds=600)  # holds sim_a for 10 minutes
     for n, at in enumerate((1, 2, 3, 4)):
-        submit(f"qw{n}", inst="hubB/g/p", at=base + timedelta(seconds=at))
+        submit_at(f"qw{n}", inst="hubB/g/p", at=base + timedelta(seconds=at))
     engine.step([m.CancelJob("qw0")], at=base + timedelta(seconds=60))  # before the chart
     engine.step([m.CancelJob("qw1")], at=base + timedelta(seconds=180))  # during it
     since = base + timedelta(minutes=2)

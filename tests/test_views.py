@@ -12,16 +12,9 @@ from django.utils import timezone
 
 from scheduler import circuits, engine, executor, models
 from scheduler.policy import model as m
-from tests.factories import BackendFactory, UserFactory, instance
+from tests.factories import BackendFactory, UserFactory, instance, submit_at
 
 pytestmark = pytest.mark.django_db
-
-SECOND = 1_000_000
-
-
-def submit(job: str, *, inst: str, at: datetime, seconds: float = 2, **extra: object) -> None:
-    action = m.Submit(job, inst, "sim_a", round(seconds * SECOND), **extra)  # type: ignore[arg-type]
-    engine.step([action], at=at)
 
 
 @pytest.fixture
@@ -41,7 +34,7 @@ def staff(client: Client) -> Client:
 def held_session(backend: models.Backend) -> datetime:
     """hubA's session ran a job and now holds sim_a; hubB's job waits. Returns the deadline."""
     now = timezone.now()
-    submit(
+    submit_at(
         "qsessjob1",
         inst="hubA/g/p",
         at=now - timedelta(seconds=10),
@@ -49,7 +42,7 @@ def held_session(backend: models.Backend) -> datetime:
         start_session=True,
     )
     engine.step([], at=now - timedelta(seconds=5))  # the job ended: interactive timeout runs
-    submit("qwaiting1", inst="hubB/g/p", at=now - timedelta(seconds=1))
+    submit_at("qwaiting1", inst="hubB/g/p", at=now - timedelta(seconds=1))
     deadline = models.Session.objects.get(uid="qsessabc123").interactive_deadline
     assert deadline is not None
     return deadline
@@ -117,9 +110,9 @@ def test_the_job_page_counts_jobs_ahead_in_the_fair_share_lane(
     staff: Client, backend: models.Backend
 ) -> None:
     now = timezone.now()
-    submit("qrun", inst="hubA/g/p", at=now - timedelta(seconds=2), seconds=600)
-    submit("qfirst", inst="hubA/g/p", at=now - timedelta(seconds=1))
-    submit("qsecond", inst="hubB/g/p", at=now - timedelta(seconds=1))
+    submit_at("qrun", inst="hubA/g/p", at=now - timedelta(seconds=2), seconds=600)
+    submit_at("qfirst", inst="hubA/g/p", at=now - timedelta(seconds=1))
+    submit_at("qsecond", inst="hubB/g/p", at=now - timedelta(seconds=1))
     html = staff.get("/jobs/qsecond").content.decode()
     assert "1 on sim_a" in html  # hubA is charged qrun's run when it ends: hubB goes first
     assert "backend sim_a runs job qrun (fair-share lane)" in html
@@ -130,7 +123,7 @@ def test_the_job_page_counts_jobs_ahead_in_the_fair_share_lane(
 
 def test_the_job_page_charts_sampler_counts(staff: Client, backend: models.Backend) -> None:
     params = circuits.sampler_params([circuits.parse_qasm(circuits.EXAMPLES["bell"])], 100)
-    submit("qdone", inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
+    submit_at("qdone", inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
     engine.step([], at=timezone.now())
     models.Job.objects.filter(uid="qdone").update(
         params=params, result=executor.execute("sampler", params)
@@ -144,7 +137,7 @@ def test_the_job_page_charts_estimator_values_with_error_bars(
     staff: Client, backend: models.Backend
 ) -> None:
     params = circuits.estimator_params(circuits.parse_qasm(circuits.EXAMPLES["bell"]), ["ZZ", "XX"])
-    submit("qest", inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
+    submit_at("qest", inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
     engine.step([], at=timezone.now())
     models.Job.objects.filter(uid="qest").update(
         program_id="estimator", params=params, result=executor.execute("estimator", params)
