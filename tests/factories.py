@@ -53,3 +53,10 @@ def submit_at(
     """Submit `job` through the engine at `at`, modeled to run `seconds`."""
     action = m.Submit(job, inst, backend, round(seconds * 1_000_000), **extra)  # type: ignore[arg-type]
     engine.step([action], at=at)
+
+
+def two_hubs() -> models.Backend:
+    """Backend sim_a and projects hubA/g/p and hubB/g/p of equal share."""
+    instance("hubA/g/p")
+    instance("hubB/g/p")
+    return BackendFactory(name="sim_a")

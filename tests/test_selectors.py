@@ -9,16 +9,14 @@ from django.utils import timezone
 
 from scheduler import engine, models, selectors
 from scheduler.policy import model as m
-from tests.factories import BackendFactory, UserFactory, instance, submit_at
+from tests.factories import UserFactory, submit_at, two_hubs
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def backend() -> models.Backend:
-    instance("hubA/g/p")
-    instance("hubB/g/p")
-    return BackendFactory(name="sim_a")
+    return two_hubs()
 
 
 @pytest.fixture
