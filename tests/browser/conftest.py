@@ -117,6 +117,16 @@ def restartable(tmp_path: Path) -> Iterator[Serve]:
         serve.stop()
 
 
+@pytest.fixture(scope="module")
+def browser() -> Iterator[playwright.Browser]:
+    """Debian's chromium, headless, shared by a module's tests (each opens its own page)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
 def page_errors(page: playwright.Page) -> list[str]:
     """Uncaught exceptions and console errors of `page`, as they happen."""
     errors: list[str] = []

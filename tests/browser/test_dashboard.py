@@ -7,9 +7,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from tests.browser.conftest import (
-    ARGS,
     ARTIFACTS,
-    CHROMIUM,
     Serve,
     log_in,
     page_errors,
@@ -21,129 +19,122 @@ POINTS = """() => Array.from(document.querySelectorAll('.flow-chart')).reduce(
   (n, el) => n + (el.data ? el.data.slice(0, 3).reduce((m, t) => m + t.x.length, 0) : 0), 0)"""
 
 
-def test_an_operator_watches_the_queues_move_without_reloading(server: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Tokyo")
-        errors = page_errors(page)
-        log_in(page, server, "admin", "admin")
-        page.wait_for_selector("#live-status.on", timeout=15_000)
-        page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
-        page.wait_for_selector("#session-timeline .main-svg", timeout=15_000)
-        page.evaluate("window.notReloaded = true")
-        points = page.evaluate(POINTS)
-        cards = page.inner_text("#backend-cards")
+def test_an_operator_watches_the_queues_move_without_reloading(
+    browser: playwright.Browser, server: str
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Tokyo")
+    errors = page_errors(page)
+    log_in(page, server, "admin", "admin")
+    page.wait_for_selector("#live-status.on", timeout=15_000)
+    page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
+    page.wait_for_selector("#session-timeline .main-svg", timeout=15_000)
+    page.evaluate("window.notReloaded = true")
+    points = page.evaluate(POINTS)
+    cards = page.inner_text("#backend-cards")
 
-        # Demo traffic submits and runs jobs: the charts grow and the cards change.
-        page.wait_for_function(f"({POINTS})() > {points}", timeout=60_000)
-        page.wait_for_function(
-            "text => document.getElementById('backend-cards').innerText !== text",
-            arg=cards,
-            timeout=60_000,
-        )
-        assert page.evaluate("window.notReloaded") is True
-        assert page.locator("#job-table tbody tr").count() > 0
+    # Demo traffic submits and runs jobs: the charts grow and the cards change.
+    page.wait_for_function(f"({POINTS})() > {points}", timeout=60_000)
+    page.wait_for_function(
+        "text => document.getElementById('backend-cards').innerText !== text",
+        arg=cards,
+        timeout=60_000,
+    )
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#job-table tbody tr").count() > 0
 
-        # Times show in the viewer's zone (the browser's, Tokyo here), not the server's.
-        stamp = page.locator("#job-table time.local").first
-        at = datetime.fromisoformat(stamp.get_attribute("datetime") or "")
-        tokyo = at.astimezone(ZoneInfo("Asia/Tokyo"))
-        assert (
-            f"{tokyo.hour % 12 or 12}:{tokyo.minute:02d}:{tokyo.second:02d}" in stamp.inner_text()
-        )
+    # Times show in the viewer's zone (the browser's, Tokyo here), not the server's.
+    stamp = page.locator("#job-table time.local").first
+    at = datetime.fromisoformat(stamp.get_attribute("datetime") or "")
+    tokyo = at.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert f"{tokyo.hour % 12 or 12}:{tokyo.minute:02d}:{tokyo.second:02d}" in stamp.inner_text()
 
-        # Lane colours: the Okabe-Ito palette, the same in the cards and the charts.
-        lanes = page.evaluate(
-            "() => document.getElementById('flow-sim_lima').data.slice(0, 3)"
-            ".map(t => [t.name, t.line.color])"
-        )
-        assert lanes == [
-            ["reservation", "#E69F00"],
-            ["session", "#0072B2"],
-            ["fair-share", "#009E73"],
-        ]
-        page.screenshot(path=str(ARTIFACTS / "browser_dashboard.png"), full_page=True)
-        assert errors == []
-        browser.close()
+    # Lane colours: the Okabe-Ito palette, the same in the cards and the charts.
+    lanes = page.evaluate(
+        "() => document.getElementById('flow-sim_lima').data.slice(0, 3)"
+        ".map(t => [t.name, t.line.color])"
+    )
+    assert lanes == [
+        ["reservation", "#E69F00"],
+        ["session", "#0072B2"],
+        ["fair-share", "#009E73"],
+    ]
+    page.screenshot(path=str(ARTIFACTS / "browser_dashboard.png"), full_page=True)
+    assert errors == []
 
 
-def test_a_chart_open_all_day_keeps_a_bounded_number_of_points(server: str) -> None:
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors = page_errors(page)
-        log_in(page, server, "admin", "admin")
-        page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
-        limit = json.loads(page.inner_text("#chart-data"))["maxPoints"]
-        # A day of updates, fed through the page's own websocket message handler.
-        page.evaluate(
-            """limit => {
-              const start = Date.now();
-              for (let i = 0; i < limit * 3; i++) {
-                const at = new Date(start + i * 60000);
-                const bin = new Date(Math.floor(at / 60000) * 60000);
-                const flow = {bin: bin.toISOString(),
-                              entered: {reservation: 0, session: 1, fair_share: 2},
-                              started: {reservation: 0, session: 1, fair_share: 1}};
-                const point = {at: at.toISOString(), reservation: 0, session: i % 3,
-                               fair_share: i % 5, flow};
-                const message = JSON.stringify({type: "depth", points: {sim_lima: point}});
-                document.dispatchEvent(new CustomEvent("htmx:wsBeforeMessage",
-                                                       {detail: {message}, cancelable: true}));
-              }
-            }""",
-            limit,
-        )
-        lengths = page.evaluate(
-            "() => document.getElementById('flow-sim_lima').data.map(t => t.x.length)"
-        )
-        span = json.loads(page.inner_text("#chart-data"))
-        bins = round(span["span"] / span["bin"]) + 1
-        assert lengths[:3] == [limit] * 3  # depth: the newest maxPoints
-        assert lengths[3:] == [bins] * 6  # flow bars: the newest span's worth of bins
-        assert errors == []
-        browser.close()
+def test_a_chart_open_all_day_keeps_a_bounded_number_of_points(
+    browser: playwright.Browser, server: str
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = page_errors(page)
+    log_in(page, server, "admin", "admin")
+    page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
+    limit = json.loads(page.inner_text("#chart-data"))["maxPoints"]
+    # A day of updates, fed through the page's own websocket message handler.
+    page.evaluate(
+        """limit => {
+          const start = Date.now();
+          for (let i = 0; i < limit * 3; i++) {
+            const at = new Date(start + i * 60000);
+            const bin = new Date(Math.floor(at / 60000) * 60000);
+            const flow = {bin: bin.toISOString(),
+                          entered: {reservation: 0, session: 1, fair_share: 2},
+                          started: {reservation: 0, session: 1, fair_share: 1}};
+            const point = {at: at.toISOString(), reservation: 0, session: i % 3,
+                           fair_share: i % 5, flow};
+            const message = JSON.stringify({type: "depth", points: {sim_lima: point}});
+            document.dispatchEvent(new CustomEvent("htmx:wsBeforeMessage",
+                                                   {detail: {message}, cancelable: true}));
+          }
+        }""",
+        limit,
+    )
+    lengths = page.evaluate(
+        "() => document.getElementById('flow-sim_lima').data.map(t => t.x.length)"
+    )
+    span = json.loads(page.inner_text("#chart-data"))
+    bins = round(span["span"] / span["bin"]) + 1
+    assert lengths[:3] == [limit] * 3  # depth: the newest maxPoints
+    assert lengths[3:] == [bins] * 6  # flow bars: the newest span's worth of bins
+    assert errors == []
 
 
-def test_the_page_reconnects_after_a_server_restart_and_catches_up(restartable: Serve) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 800})
-        errors = page_errors(page)
-        log_in(page, restartable.url, "admin", "admin")
-        page.wait_for_selector("#live-status.on", timeout=15_000)
-        page.evaluate("window.notReloaded = true")
-        assert errors == []
+def test_the_page_reconnects_after_a_server_restart_and_catches_up(
+    browser: playwright.Browser, restartable: Serve
+) -> None:
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    errors = page_errors(page)
+    log_in(page, restartable.url, "admin", "admin")
+    page.wait_for_selector("#live-status.on", timeout=15_000)
+    page.evaluate("window.notReloaded = true")
+    assert errors == []
 
-        restartable.stop()
-        page.wait_for_selector("#live-status:not(.on)", timeout=15_000)
-        # While the server is down, a job is submitted straight into the database.
-        uid = restartable.manage(
-            "shell",
-            "--verbosity=0",
-            "-c",
-            "from django.contrib.auth import get_user_model\n"
-            "from scheduler import circuits, models\n"
-            "from scheduler.submission import jobs_submit\n"
-            "submitted = jobs_submit(owner=get_user_model().objects.get(username='alice'),"
-            " backend=models.Backend.objects.get(name='sim_kyiv'),"
-            " instance=models.Instance.objects.get(path='ibm-q/open/main'),"
-            " program_id='sampler', params=circuits.sampler_params([circuits.ghz(2)], 100))\n"
-            "print(submitted.job.uid)",
-        ).strip()
-        assert page.locator(f"#job-table a[href$='{uid}']").count() == 0
+    restartable.stop()
+    page.wait_for_selector("#live-status:not(.on)", timeout=15_000)
+    # While the server is down, a job is submitted straight into the database.
+    uid = restartable.manage(
+        "shell",
+        "--verbosity=0",
+        "-c",
+        "from django.contrib.auth import get_user_model\n"
+        "from scheduler import circuits, models\n"
+        "from scheduler.submission import jobs_submit\n"
+        "submitted = jobs_submit(owner=get_user_model().objects.get(username='alice'),"
+        " backend=models.Backend.objects.get(name='sim_kyiv'),"
+        " instance=models.Instance.objects.get(path='ibm-q/open/main'),"
+        " program_id='sampler', params=circuits.sampler_params([circuits.ghz(2)], 100))\n"
+        "print(submitted.job.uid)",
+    ).strip()
+    assert page.locator(f"#job-table a[href$='{uid}']").count() == 0
 
-        restartable.start()
-        page.wait_for_selector("#live-status.on", timeout=60_000)
-        down = len(errors)
-        page.wait_for_selector(f"#job-table a[href$='{uid}']", timeout=15_000)
-        assert page.evaluate("window.notReloaded") is True
-        page.screenshot(path=str(ARTIFACTS / "browser_reconnected.png"), full_page=True)
-        # While the server was down the browser logged each failed attempt (and htmx its
-        # error event); since the reconnect, nothing.
-        expected = ("WebSocket connection", "console: [object Event]")
-        assert all(e.startswith("console:") and any(x in e for x in expected) for e in errors)
-        assert errors[down:] == []
-        browser.close()
+    restartable.start()
+    page.wait_for_selector("#live-status.on", timeout=60_000)
+    down = len(errors)
+    page.wait_for_selector(f"#job-table a[href$='{uid}']", timeout=15_000)
+    assert page.evaluate("window.notReloaded") is True
+    page.screenshot(path=str(ARTIFACTS / "browser_reconnected.png"), full_page=True)
+    # While the server was down the browser logged each failed attempt (and htmx its
+    # error event); since the reconnect, nothing.
+    expected = ("WebSocket connection", "console: [object Event]")
+    assert all(e.startswith("console:") and any(x in e for x in expected) for e in errors)
+    assert errors[down:] == []
