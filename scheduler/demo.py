@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from datetime import datetime, timedelta
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -20,6 +22,7 @@ from scheduler.submission import SubmissionError, jobs_submit, sessions_create
 
 log = logging.getLogger(__name__)
 
+DEMO_TAG = "demo"  # on every job the demo traffic submits
 BACKENDS = [
     # name, qubits, per-job overhead (s), per-shot time (µs), description
     ("sim_lima", 5, 2.0, 250, "5-qubit line, fast turnaround"),
@@ -99,6 +102,7 @@ class Traffic:
     def __init__(self, seed: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.sessions: list[tuple[models.Session, int]] = []  # open sessions, jobs left
+        self.submitted: deque[str] = deque(maxlen=500)  # its newest jobs, the ones it may cancel
 
     def step(self) -> None:
         """Do one thing a researcher might do."""
@@ -142,7 +146,7 @@ class Traffic:
         backend = self._backend()
         node, user = self._member()
         program, params = self._params(backend)
-        jobs_submit(owner=user, backend=backend, instance=node, program_id=program, params=params)
+        self._submit(owner=user, backend=backend, instance=node, program_id=program, params=params)
 
     def _start_session(self) -> None:
         backend = self._backend()
@@ -151,14 +155,14 @@ class Traffic:
             session, _ = sessions_create(owner=user, backend=backend, instance=node)
         else:
             program, params = self._params(backend)
-            job = jobs_submit(
+            job = self._submit(
                 owner=user,
                 backend=backend,
                 instance=node,
                 program_id=program,
                 params=params,
                 start_session=True,
-            ).job
+            )
             assert job.session is not None
             session = job.session
         self.sessions.append((session, self.rng.randint(2, 6)))
@@ -173,7 +177,7 @@ class Traffic:
                 sessions_close(session=session)
             return
         program, params = self._params(session.backend)
-        jobs_submit(
+        self._submit(
             owner=session.owner,
             backend=session.backend,
             instance=session.instance,
@@ -183,8 +187,15 @@ class Traffic:
         )
         self.sessions[index] = (session, left - 1)
 
+    def _submit(self, **job: Any) -> models.Job:
+        submitted = jobs_submit(**job, tags=[DEMO_TAG]).job
+        self.submitted.append(submitted.uid)
+        return submitted
+
     def _cancel_one(self) -> None:
-        job = models.Job.objects.filter(status=m.QUEUED).order_by("?").first()
+        """Cancel one of its own queued jobs (never one a person submitted)."""
+        mine = models.Job.objects.filter(uid__in=list(self.submitted), status=m.QUEUED)
+        job = mine.order_by("?").first()
         if job is not None:
             jobs_cancel(job=job)
 

@@ -9,7 +9,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 
-from scheduler import demo, models
+from scheduler import circuits, demo, models
+from scheduler.policy import model as m
+from scheduler.submission import jobs_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -69,3 +71,29 @@ def test_the_traffic_loop_opens_with_a_burst_then_slows_down() -> None:
     async_to_sync(run)()
 
     assert len(steps) == 5
+
+
+def test_traffic_cancels_only_its_own_jobs() -> None:
+    demo.demo_load()
+    # Paused backends: every job stays queued, so any of them could be cancelled.
+    models.Backend.objects.update(status=models.Backend.Status.PAUSED)
+    alice = get_user_model().objects.get(username="alice")
+    mine = jobs_submit(
+        owner=alice,
+        backend=models.Backend.objects.get(name="sim_lima"),
+        instance=models.Instance.objects.get(path="ibm-q/open/main"),
+        program_id="sampler",
+        params=circuits.sampler_params([circuits.ghz(2)], 100),
+    ).job
+    traffic = demo.Traffic(seed=5)
+    for _ in range(5):
+        traffic._plain_job()
+
+    for _ in range(10):
+        traffic._cancel_one()
+
+    mine.refresh_from_db()
+    assert mine.status == m.QUEUED and mine.tags == []
+    demo_jobs = models.Job.objects.exclude(pk=mine.pk)
+    assert demo_jobs.count() == 5 and all(j.tags == [demo.DEMO_TAG] for j in demo_jobs)
+    assert demo_jobs.filter(status=m.CANCELLED).count() == 5

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,6 +126,22 @@ def browser() -> Iterator[playwright.Browser]:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield browser
         browser.close()
+
+
+def logged_in(
+    browser: playwright.Browser,
+    server: str,
+    username: str,
+    *,
+    size: tuple[int, int] = (1280, 800),
+    **options: Any,
+) -> tuple[playwright.Page, list[str]]:
+    """A new page of `size`, logged in as `username` (password: the same) on the dashboard,
+    and the list its errors go to (`page_errors`)."""
+    page = browser.new_page(viewport={"width": size[0], "height": size[1]}, **options)
+    errors = page_errors(page)
+    log_in(page, server, username, username)
+    return page, errors
 
 
 def page_errors(page: playwright.Page) -> list[str]:

@@ -9,8 +9,7 @@ from zoneinfo import ZoneInfo
 from tests.browser.conftest import (
     ARTIFACTS,
     Serve,
-    log_in,
-    page_errors,
+    logged_in,
     playwright,
 )
 
@@ -22,9 +21,7 @@ POINTS = """() => Array.from(document.querySelectorAll('.flow-chart')).reduce(
 def test_an_operator_watches_the_queues_move_without_reloading(
     browser: playwright.Browser, server: str
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800}, timezone_id="Asia/Tokyo")
-    errors = page_errors(page)
-    log_in(page, server, "admin", "admin")
+    page, errors = logged_in(browser, server, "admin", timezone_id="Asia/Tokyo")
     page.wait_for_selector("#live-status.on", timeout=15_000)
     page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
     page.wait_for_selector("#session-timeline .main-svg", timeout=15_000)
@@ -65,9 +62,7 @@ def test_an_operator_watches_the_queues_move_without_reloading(
 def test_a_chart_open_all_day_keeps_a_bounded_number_of_points(
     browser: playwright.Browser, server: str
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    errors = page_errors(page)
-    log_in(page, server, "admin", "admin")
+    page, errors = logged_in(browser, server, "admin")
     page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
     limit = json.loads(page.inner_text("#chart-data"))["maxPoints"]
     # A day of updates, fed through the page's own websocket message handler.
@@ -102,9 +97,7 @@ def test_a_chart_open_all_day_keeps_a_bounded_number_of_points(
 def test_the_page_reconnects_after_a_server_restart_and_catches_up(
     browser: playwright.Browser, restartable: Serve
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    errors = page_errors(page)
-    log_in(page, restartable.url, "admin", "admin")
+    page, errors = logged_in(browser, restartable.url, "admin")
     page.wait_for_selector("#live-status.on", timeout=15_000)
     page.evaluate("window.notReloaded = true")
     assert errors == []

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from tests.browser.conftest import ARTIFACTS, log_in, page_errors, playwright
+from tests.browser.conftest import ARTIFACTS, logged_in, playwright
 
 
 def test_a_researcher_submits_the_bell_example_and_sees_its_counts(
     browser: playwright.Browser, server: str
 ) -> None:
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    errors = page_errors(page)
-    log_in(page, server, "alice", "alice")
+    page, errors = logged_in(browser, server, "alice", size=(1280, 900))
     page.click("nav.top >> text=Submit")
     page.wait_for_url(server + "/submit")
     assert page.locator("#id_shots").is_visible()
@@ -36,9 +34,7 @@ def test_a_researcher_submits_the_bell_example_and_sees_its_counts(
 
 
 def test_the_dashboard_fits_a_phone(browser: playwright.Browser, server: str) -> None:
-    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
-    errors = page_errors(page)
-    log_in(page, server, "alice", "alice")
+    page, errors = logged_in(browser, server, "alice", size=(390, 844), is_mobile=True)
     page.wait_for_selector("#flow-sim_lima .main-svg", timeout=15_000)
     page.screenshot(path=str(ARTIFACTS / "dashboard_phone.png"), full_page=True)
     # Wide tables scroll inside their box; the page itself does not scroll sideways.
