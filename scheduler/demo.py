@@ -142,6 +142,13 @@ class Traffic:
             )
         return "sampler", circuits.sampler_params([circuits.ghz(width)], shots)
 
+    def plain_job(self) -> None:
+        """Submit one job outside any session (refusals are logged and ignored)."""
+        try:
+            self._plain_job()
+        except SubmissionError as error:
+            log.debug("demo traffic refused: %s", error.message)
+
     def _plain_job(self) -> None:
         backend = self._backend()
         node, user = self._member()
@@ -210,19 +217,21 @@ async def traffic_loop(
 ) -> None:
     """Run demo traffic forever, pausing while the queue is long.
 
-    It opens with a burst (`burst` steps, `burst_gap` seconds apart) so a freshly
-    started demo has queues to watch at once, then one step every `mean_gap`
-    seconds on average.
+    It opens with a burst of plain jobs (`burst` of them, `burst_gap` seconds
+    apart) so a freshly started demo has queues to watch at once, and ones that
+    drain in seconds (no session holds a backend yet); then one step every
+    `mean_gap` seconds on average.
     """
     step = sync_to_async(traffic.step, thread_sensitive=True)
+    plain_job = sync_to_async(traffic.plain_job, thread_sensitive=True)
     queued = sync_to_async(models.Job.objects.filter(status=m.QUEUED).count, thread_sensitive=True)
     steps = 0
     while True:
-        gap = burst_gap if steps < burst else traffic.rng.expovariate(1 / mean_gap)
+        in_burst = steps < burst
         steps += 1
-        await asyncio.sleep(gap)
+        await asyncio.sleep(burst_gap if in_burst else traffic.rng.expovariate(1 / mean_gap))
         try:
             if await queued() < max_queued:
-                await step()
+                await (plain_job() if in_burst else step())
         except Exception:  # demo traffic must never take the server down
             log.exception("demo traffic step failed")

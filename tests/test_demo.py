@@ -48,12 +48,15 @@ def test_traffic_submits_jobs_into_the_demo_instances() -> None:
     assert all(job.instance.members.filter(pk=job.owner_id).exists() for job in jobs)
 
 
-def test_the_traffic_loop_opens_with_a_burst_then_slows_down() -> None:
-    steps: list[int] = []
+def test_the_traffic_loop_opens_with_a_burst_of_plain_jobs_then_slows_down() -> None:
+    steps: list[str] = []
 
     class Counting(demo.Traffic):
         def step(self) -> None:
-            steps.append(1)
+            steps.append("step")
+
+        def plain_job(self) -> None:
+            steps.append("plain job")
 
     async def run() -> None:
         loop = asyncio.ensure_future(
@@ -70,7 +73,7 @@ def test_the_traffic_loop_opens_with_a_burst_then_slows_down() -> None:
 
     async_to_sync(run)()
 
-    assert len(steps) == 5
+    assert steps == ["plain job"] * 5
 
 
 def test_traffic_cancels_only_its_own_jobs() -> None:

@@ -23,7 +23,7 @@ def test_a_researcher_submits_the_bell_example_and_sees_its_counts(
     page.wait_for_url(server + "/jobs/q*")
     # Demo backends model QPU time, and demo traffic may be queued ahead.
     try:
-        page.wait_for_selector("#job-status .status.completed", timeout=60_000)
+        page.wait_for_selector("#job-status .status.completed", timeout=120_000)
     except playwright.TimeoutError:
         page.screenshot(path=str(ARTIFACTS / "job_timeout_browser.png"), full_page=True)
         raise AssertionError(page.locator("main").inner_text()) from None
