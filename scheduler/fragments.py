@@ -39,7 +39,9 @@ def charts(*, cards: Iterable[selectors.BackendCard], user: Any) -> dict[str, An
     return {
         "type": "charts",
         "flow": {
-            card.backend.name: selectors.queue_flow(backend=card.backend, since=since, now=now)
+            card.backend.name: selectors.queue_flow(
+                backend=card.backend, since=since, now=now, lanes=selectors.LaneRule.of(card)
+            )
             for card in cards
         },
         "timeline": selectors.session_timeline(since=since, now=now, user=user),
@@ -113,7 +115,9 @@ def depth_points(*, backends: Iterable[str], at: int | None) -> str:
         card.backend.name: {
             "at": moment,
             **card.depth,
-            "flow": selectors.flow_now(backend=card.backend, now=moment),
+            "flow": selectors.flow_now(
+                backend=card.backend, now=moment, lanes=selectors.LaneRule.of(card)
+            ),
         }
         for card in selectors.backend_cards(names=backends)
     }

@@ -177,8 +177,33 @@ def queue_depth(
     return depth
 
 
+@dataclass(frozen=True)
+class LaneRule:
+    """The lane the charts count a job in: the one it started from; if it has not
+    started, the one it waits in now, as `queue_depth` and the cards count it."""
+
+    session_id: int | None = None  # the backend's active session
+    reservation_instance_id: int | None = None  # the instance whose window is open now
+
+    @classmethod
+    def of(cls, card: BackendCard) -> LaneRule:
+        return cls(
+            card.session.pk if card.session else None,
+            card.reservation.instance_id if card.reservation else None,
+        )
+
+    def __call__(self, lane: str | None, session_id: int | None, instance_id: int) -> str:
+        if lane:
+            return lane
+        if instance_id == self.reservation_instance_id:
+            return m.RESERVATION
+        if session_id is not None and session_id == self.session_id:
+            return m.SESSION
+        return m.FAIR_SHARE
+
+
 def queue_flow(
-    *, backend: models.Backend, since: datetime, now: datetime | None = None
+    *, backend: models.Backend, since: datetime, now: datetime | None = None, lanes: LaneRule
 ) -> dict[str, Any]:
     """A backend's queue over time, replayed from the event log since `since`.
 
@@ -187,8 +212,7 @@ def queue_flow(
     - flow: per minute (FLOW_BIN), the jobs that entered each lane and the
       jobs that started from it.
 
-    A job counts in the lane it started from; one not started yet in the
-    session lane if it belongs to a session, else the fair-share lane.
+    Jobs count in the lane `lanes` gives them.
     """
     now = max(now or timezone.now(), since)
     first_bin = flow_bin(since)
@@ -203,22 +227,26 @@ def queue_flow(
         )
         .select_related("job")
         .only(  # not the job's inputs or results
-            "kind", "at", "job__lane", "job__session_id", "job__submitted_at", "job__started_at"
+            "kind",
+            "at",
+            "job__lane",
+            "job__session_id",
+            "job__instance_id",
+            "job__submitted_at",
+            "job__started_at",
         )
         .order_by("id")
     )
     # Queued at `since`: still queued now, or started (or left unstarted) after it.
     at_start = models.Job.objects.filter(backend=backend, status=m.QUEUED, submitted_at__lt=since)
-    waiting = {
-        pk: _lane_of(lane, session_id)
-        for pk, lane, session_id in at_start.order_by().values_list("pk", "lane", "session_id")
-    }
+    columns = ("pk", "lane", "session_id", "instance_id")
+    waiting = {pk: lanes(*job) for pk, *job in at_start.order_by().values_list(*columns)}
     for event in events:
         job = event.job
         if job is None or job.submitted_at >= since or event.kind == "job_submitted":
             continue
         if event.kind == "job_started" or job.started_at is None:
-            waiting.setdefault(job.pk, _lane_of(job.lane, job.session_id))
+            waiting.setdefault(job.pk, lanes(job.lane, job.session_id, job.instance_id))
     depth = dict.fromkeys(LANES, 0)
     for lane in waiting.values():
         depth[lane] += 1
@@ -227,7 +255,7 @@ def queue_flow(
         job = event.job
         if job is None:
             continue
-        lane = _lane_of(job.lane, job.session_id)
+        lane = lanes(job.lane, job.session_id, job.instance_id)
         at_bin = min(int((event.at - first_bin) / FLOW_BIN), bins - 1)
         if event.kind == "job_submitted":
             depth[lane] += 1
@@ -262,30 +290,30 @@ def flow_bin(at: datetime) -> datetime:
     return datetime.fromtimestamp(at.timestamp() // step * step, tz=at.tzinfo)
 
 
-def flow_now(*, backend: models.Backend, now: datetime | None = None) -> dict[str, Any]:
-    """The current bin of `queue_flow`'s flow: jobs that entered and started each lane in it.
+def flow_now(
+    *, backend: models.Backend, now: datetime | None = None, lanes: LaneRule
+) -> dict[str, Any]:
+    """The bin of `queue_flow`'s flow holding `now`: jobs that entered and started each lane.
 
     Each query walks only the bin's jobs: submissions by the `submitted_at` index
     (then this backend's, here), starts by the (backend, started_at) one.
     """
     start = flow_bin(now or timezone.now())
-    columns = ("backend_id", "lane", "session_id")
+    end = start + FLOW_BIN
+    columns = ("backend_id", "lane", "session_id", "instance_id")
     counts = {}
     for kind, jobs in (
-        ("entered", models.Job.objects.filter(submitted_at__gte=start)),
-        ("started", models.Job.objects.filter(backend=backend, started_at__gte=start)),
+        ("entered", models.Job.objects.filter(submitted_at__gte=start, submitted_at__lt=end)),
+        (
+            "started",
+            models.Job.objects.filter(backend=backend, started_at__gte=start, started_at__lt=end),
+        ),
     ):
         counts[kind] = dict.fromkeys(LANES, 0)
-        for backend_id, lane, session_id in jobs.order_by().values_list(*columns):
+        for backend_id, *job in jobs.order_by().values_list(*columns):
             if backend_id == backend.pk:
-                counts[kind][_lane_of(lane, session_id)] += 1
+                counts[kind][lanes(*job)] += 1
     return {"bin": start.isoformat(), **counts}
-
-
-def _lane_of(lane: str | None, session_id: int | None) -> str:
-    if lane:
-        return lane
-    return m.SESSION if session_id else m.FAIR_SHARE
 
 
 # ----------------------------------------------------------------- sessions

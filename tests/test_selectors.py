@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from scheduler import engine, models, selectors
@@ -12,6 +13,8 @@ from scheduler.policy import model as m
 from tests.factories import UserFactory, submit_at, two_hubs
 
 pytestmark = pytest.mark.django_db
+
+NONE_ACTIVE = selectors.LaneRule()  # no active session, no reservation window open
 
 
 @pytest.fixture
@@ -41,7 +44,9 @@ def traffic(backend: models.Backend) -> datetime:
 def test_the_queue_flow_counts_jobs_entering_and_starting_each_lane_per_minute(
     backend: models.Backend, traffic: datetime
 ) -> None:
-    flow = selectors.queue_flow(backend=backend, since=traffic, now=traffic + timedelta(minutes=5))
+    flow = selectors.queue_flow(
+        backend=backend, since=traffic, now=traffic + timedelta(minutes=5), lanes=NONE_ACTIVE
+    )
 
     bins = flow["flow"]["bins"]
     assert bins == [(traffic + timedelta(minutes=n)).isoformat() for n in range(6)]
@@ -63,8 +68,10 @@ def test_the_queue_flow_counts_jobs_entering_and_starting_each_lane_per_minute(
 
 def test_the_live_bin_agrees_with_the_replay(backend: models.Backend, traffic: datetime) -> None:
     now = traffic + timedelta(seconds=80)
-    replay = selectors.queue_flow(backend=backend, since=traffic, now=now)["flow"]
-    live = selectors.flow_now(backend=backend, now=now)
+    replay = selectors.queue_flow(backend=backend, since=traffic, now=now, lanes=NONE_ACTIVE)[
+        "flow"
+    ]
+    live = selectors.flow_now(backend=backend, now=now, lanes=NONE_ACTIVE)
 
     assert live["bin"] == replay["bins"][-1]
     assert live["entered"] == {lane: counts[-1] for lane, counts in replay["entered"].items()}
@@ -76,10 +83,10 @@ def test_the_depth_series_keeps_the_last_chart_points(
     backend: models.Backend, traffic: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = traffic + timedelta(minutes=5)
-    full = selectors.queue_flow(backend=backend, since=traffic, now=now)["depth"]
+    full = selectors.queue_flow(backend=backend, since=traffic, now=now, lanes=NONE_ACTIVE)["depth"]
     monkeypatch.setattr(selectors, "CHART_POINTS", 3)
 
-    kept = selectors.queue_flow(backend=backend, since=traffic, now=now)["depth"]
+    kept = selectors.queue_flow(backend=backend, since=traffic, now=now, lanes=NONE_ACTIVE)["depth"]
 
     assert len(full["x"]) > 3
     assert kept["x"] == full["x"][-3:] and kept[m.FAIR_SHARE] == full[m.FAIR_SHARE][-3:]
@@ -135,10 +142,49 @@ def test_the_depth_starts_from_the_jobs_waiting_when_the_chart_begins(
     engine.step([m.CancelJob("qw1")], at=base + timedelta(seconds=180))  # during it
     since = base + timedelta(minutes=2)
 
-    depth = selectors.queue_flow(backend=backend, since=since, now=base + timedelta(minutes=5))[
-        "depth"
-    ]
+    depth = selectors.queue_flow(
+        backend=backend, since=since, now=base + timedelta(minutes=5), lanes=NONE_ACTIVE
+    )["depth"]
 
     # qw1, qw2 and qw3 waited at 2:00 (qw0 was gone); qw1's cancel leaves two.
     assert depth[m.FAIR_SHARE] == [3, 2, 2]
     assert depth["x"][1] == (base + timedelta(seconds=180)).isoformat()
+
+
+def test_the_live_bin_counts_only_its_own_minute(backend: models.Backend) -> None:
+    base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
+    for n, second in enumerate((59, 61, 62)):
+        submit_at(f"qb{n}", inst="hubA/g/p", at=base + timedelta(seconds=second), seconds=600)
+
+    first = selectors.flow_now(backend=backend, now=base + timedelta(seconds=59), lanes=NONE_ACTIVE)
+    second = selectors.flow_now(
+        backend=backend, now=base + timedelta(seconds=65), lanes=NONE_ACTIVE
+    )
+
+    assert first["entered"][m.FAIR_SHARE] == 1 and first["started"][m.FAIR_SHARE] == 1
+    assert second["entered"][m.FAIR_SHARE] == 2 and second["started"][m.FAIR_SHARE] == 0
+
+
+def test_the_chart_counts_waiting_jobs_in_the_lanes_the_cards_show(
+    backend: models.Backend,
+) -> None:
+    now = selectors.flow_bin(timezone.now())  # the four submissions share a minute
+    models.Reservation.objects.create(
+        backend=backend,
+        instance=models.Instance.objects.get(path="hubA/g/p"),
+        start=now + timedelta(minutes=1),
+        end=now + timedelta(hours=1),
+    )
+    submit_at("qs_run", inst="hubB/g/p", at=now, seconds=600, session="qs2", start_session=True)
+    submit_at("qs_wait", inst="hubB/g/p", at=now + timedelta(seconds=1), session="qs2")
+    submit_at("qr_wait", inst="hubA/g/p", at=now + timedelta(seconds=2))
+    submit_at("qf_wait", inst="hubC/g/p", at=now + timedelta(seconds=3))
+    with time_machine.travel(now + timedelta(minutes=2), tick=False):  # the window is open
+        card = selectors.backend_cards(names=["sim_a"])[0]
+        lanes = selectors.LaneRule.of(card)
+        flow = selectors.queue_flow(backend=backend, since=now - timedelta(minutes=1), lanes=lanes)
+        live = selectors.flow_now(backend=backend, now=now, lanes=lanes)
+
+    assert card.depth == {m.RESERVATION: 1, m.SESSION: 1, m.FAIR_SHARE: 1}
+    assert {lane: flow["depth"][lane][-1] for lane in selectors.LANES} == card.depth
+    assert live["entered"] == {m.RESERVATION: 1, m.SESSION: 1, m.FAIR_SHARE: 2}

@@ -85,7 +85,11 @@ class Serve:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
-            self.process.wait(10)
+            try:
+                self.process.wait(20)  # daphne gives open websockets time to close
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
     def manage(self, *args: str) -> str:
         """Another `manage.py` command on the same database (the server may be down)."""
@@ -108,13 +112,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def restartable(tmp_path: Path) -> Iterator[Serve]:
+def restartable(tmp_path: Path, browser: playwright.Browser) -> Iterator[Serve]:
     """A demo server of the test's own, started; the test may stop and start it."""
     serve = Serve(tmp_path)
     serve.start()
     try:
         yield serve
     finally:
+        for context in browser.contexts:  # its pages first, or their sockets hold it open
+            context.close()
         serve.stop()
 
 
@@ -126,6 +132,14 @@ def browser() -> Iterator[playwright.Browser]:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_pages(browser: playwright.Browser) -> Iterator[None]:
+    """Each test's pages close after it, so their websockets do not load the next test."""
+    yield
+    for context in browser.contexts:
+        context.close()
 
 
 def logged_in(

@@ -121,7 +121,8 @@ def test_the_page_reconnects_after_a_server_restart_and_catches_up(
     assert page.locator(f"#job-table a[href$='{uid}']").count() == 0
 
     restartable.start()
-    page.wait_for_selector("#live-status.on", timeout=60_000)
+    # htmx retries with full-jitter backoff, at most 64 s apart.
+    page.wait_for_selector("#live-status.on", timeout=90_000)
     down = len(errors)
     page.wait_for_selector(f"#job-table a[href$='{uid}']", timeout=15_000)
     assert page.evaluate("window.notReloaded") is True
