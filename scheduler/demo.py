@@ -104,10 +104,10 @@ class Traffic:
         self.sessions: list[tuple[models.Session, int]] = []  # open sessions, jobs left
         self.submitted: deque[str] = deque(maxlen=500)  # its newest jobs, the ones it may cancel
 
-    def step(self) -> None:
-        """Do one thing a researcher might do."""
+    def step(self, *, plain: bool = False) -> None:
+        """Do one thing a researcher might do (`plain`: submit one job outside any session)."""
         rng = self.rng
-        choice = rng.random()
+        choice = 1.0 if plain else rng.random()
         try:
             if self.sessions and choice < 0.45:
                 self._session_job()
@@ -141,13 +141,6 @@ class Traffic:
                 circuits.ghz(width, measure=False), ["Z" * width], 0.02
             )
         return "sampler", circuits.sampler_params([circuits.ghz(width)], shots)
-
-    def plain_job(self) -> None:
-        """Submit one job outside any session (refusals are logged and ignored)."""
-        try:
-            self._plain_job()
-        except SubmissionError as error:
-            log.debug("demo traffic refused: %s", error.message)
 
     def _plain_job(self) -> None:
         backend = self._backend()
@@ -223,7 +216,6 @@ async def traffic_loop(
     `mean_gap` seconds on average.
     """
     step = sync_to_async(traffic.step, thread_sensitive=True)
-    plain_job = sync_to_async(traffic.plain_job, thread_sensitive=True)
     queued = sync_to_async(models.Job.objects.filter(status=m.QUEUED).count, thread_sensitive=True)
     steps = 0
     while True:
@@ -232,6 +224,6 @@ async def traffic_loop(
         await asyncio.sleep(burst_gap if in_burst else traffic.rng.expovariate(1 / mean_gap))
         try:
             if await queued() < max_queued:
-                await (plain_job() if in_burst else step())
+                await step(plain=in_burst)
         except Exception:  # demo traffic must never take the server down
             log.exception("demo traffic step failed")

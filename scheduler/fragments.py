@@ -40,7 +40,7 @@ def charts(*, cards: Iterable[selectors.BackendCard], user: Any) -> dict[str, An
         "type": "charts",
         "flow": {
             card.backend.name: selectors.queue_flow(
-                backend=card.backend, since=since, now=now, lanes=selectors.LaneRule.of(card)
+                backend=card.backend, since=since, now=now, lanes=card.lane_rule
             )
             for card in cards
         },
@@ -111,15 +111,11 @@ def depth_points(*, backends: Iterable[str], at: int | None) -> str:
     """Each backend's queue depth per lane now (for `Plotly.extendTraces`) and the
     current bin of its queue flow (for `Plotly.restyle`)."""
     moment = from_ticks(at) if at is not None else timezone.now()
+    cards = selectors.backend_cards(names=backends)
+    flows = selectors.flow_now(cards=cards, now=moment)
     points = {
-        card.backend.name: {
-            "at": moment,
-            **card.depth,
-            "flow": selectors.flow_now(
-                backend=card.backend, now=moment, lanes=selectors.LaneRule.of(card)
-            ),
-        }
-        for card in selectors.backend_cards(names=backends)
+        card.backend.name: {"at": moment, **card.depth, "flow": flows[card.backend.name]}
+        for card in cards
     }
     return to_json({"type": "depth", "points": points})
 

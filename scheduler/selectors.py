@@ -103,6 +103,25 @@ def estimates(policy: Policy, now: int) -> dict[str, Estimate]:
 
 
 # ----------------------------------------------------------------- backends
+@dataclass(frozen=True)
+class LaneRule:
+    """The lane the cards and charts count a job in: the one it started from; if it
+    has not started, the one it waits in now: its instance's reservation window,
+    else the backend's active session, else fair share."""
+
+    session_id: int | None = None  # the backend's active session
+    reservation_instance_id: int | None = None  # the instance whose window is open now
+
+    def __call__(self, lane: str | None, session_id: int | None, instance_id: int) -> str:
+        if lane:
+            return lane
+        if instance_id == self.reservation_instance_id:
+            return m.RESERVATION
+        if session_id is not None and session_id == self.session_id:
+            return m.SESSION
+        return m.FAIR_SHARE
+
+
 @dataclass
 class BackendCard:
     backend: models.Backend
@@ -119,6 +138,13 @@ class BackendCard:
     @property
     def lanes(self) -> list[tuple[str, str, int]]:
         return [(lane, LANE_LABELS[lane], self.depth[lane]) for lane in LANES]
+
+    @property
+    def lane_rule(self) -> LaneRule:
+        return LaneRule(
+            self.session.pk if self.session else None,
+            self.reservation.instance_id if self.reservation else None,
+        )
 
 
 def backend_cards(*, names: Iterable[str] | None = None) -> list[BackendCard]:
@@ -141,65 +167,28 @@ def backend_cards(*, names: Iterable[str] | None = None) -> list[BackendCard]:
             "instance"
         )
     }
-    cards = []
-    for backend in backends:
-        session = active.get(backend.pk)
-        reservation = windows.get(backend.pk)
-        cards.append(
-            BackendCard(
-                backend,
-                running.get(backend.pk),
-                session,
-                reservation,
-                backend.hold_session_id is not None,
-                queue_depth(backend=backend, session=session, reservation=reservation),
-            )
+    cards = {
+        backend.pk: BackendCard(
+            backend,
+            running.get(backend.pk),
+            active.get(backend.pk),
+            windows.get(backend.pk),
+            backend.hold_session_id is not None,
+            dict.fromkeys(LANES, 0),
         )
-    return cards
-
-
-def queue_depth(
-    *,
-    backend: models.Backend,
-    session: models.Session | None,
-    reservation: models.Reservation | None,
-) -> dict[str, int]:
-    """Queued jobs of `backend` by the lane they wait in now."""
-    queued = models.Job.objects.filter(backend=backend, status=m.QUEUED)
-    depth = dict.fromkeys(LANES, 0)
-    if reservation is not None:
-        depth[m.RESERVATION] = queued.filter(instance_id=reservation.instance_id).count()
-        queued = queued.exclude(instance_id=reservation.instance_id)
-    if session is not None:
-        depth[m.SESSION] = queued.filter(session=session).count()
-        queued = queued.exclude(session=session)
-    depth[m.FAIR_SHARE] = queued.count()
-    return depth
-
-
-@dataclass(frozen=True)
-class LaneRule:
-    """The lane the charts count a job in: the one it started from; if it has not
-    started, the one it waits in now, as `queue_depth` and the cards count it."""
-
-    session_id: int | None = None  # the backend's active session
-    reservation_instance_id: int | None = None  # the instance whose window is open now
-
-    @classmethod
-    def of(cls, card: BackendCard) -> LaneRule:
-        return cls(
-            card.session.pk if card.session else None,
-            card.reservation.instance_id if card.reservation else None,
-        )
-
-    def __call__(self, lane: str | None, session_id: int | None, instance_id: int) -> str:
-        if lane:
-            return lane
-        if instance_id == self.reservation_instance_id:
-            return m.RESERVATION
-        if session_id is not None and session_id == self.session_id:
-            return m.SESSION
-        return m.FAIR_SHARE
+        for backend in backends
+    }
+    # The queue per lane: one grouped count, each group put in its lane by the card's rule.
+    queued = (
+        models.Job.objects.filter(status=m.QUEUED, backend_id__in=list(cards))
+        .order_by()
+        .values_list("backend_id", "session_id", "instance_id")
+        .annotate(n=Count("id"))
+    )
+    for backend_id, session_id, instance_id, n in queued:
+        card = cards[backend_id]
+        card.depth[card.lane_rule(None, session_id, instance_id)] += n
+    return list(cards.values())
 
 
 def queue_flow(
@@ -290,30 +279,33 @@ def flow_bin(at: datetime) -> datetime:
     return datetime.fromtimestamp(at.timestamp() // step * step, tz=at.tzinfo)
 
 
-def flow_now(
-    *, backend: models.Backend, now: datetime | None = None, lanes: LaneRule
-) -> dict[str, Any]:
-    """The bin of `queue_flow`'s flow holding `now`: jobs that entered and started each lane.
+def flow_now(*, cards: Iterable[BackendCard], now: datetime | None = None) -> dict[str, Any]:
+    """Per backend of `cards`, the bin of `queue_flow`'s flow holding `now`: the jobs
+    that entered and started each lane in it (by the card's lane rule).
 
-    Each query walks only the bin's jobs: submissions by the `submitted_at` index
-    (then this backend's, here), starts by the (backend, started_at) one.
+    Two queries for all the backends, each walking only the bin's jobs (by the
+    `submitted_at` and (backend, started_at) indexes).
     """
     start = flow_bin(now or timezone.now())
     end = start + FLOW_BIN
+    by_pk = {card.backend.pk: card for card in cards}
+    flows: dict[str, Any] = {
+        card.backend.name: {"bin": start.isoformat()}
+        | {kind: dict.fromkeys(LANES, 0) for kind in ("entered", "started")}
+        for card in by_pk.values()
+    }
+    jobs = models.Job.objects.order_by()
+    started = jobs.filter(backend_id__in=list(by_pk), started_at__gte=start, started_at__lt=end)
     columns = ("backend_id", "lane", "session_id", "instance_id")
-    counts = {}
-    for kind, jobs in (
-        ("entered", models.Job.objects.filter(submitted_at__gte=start, submitted_at__lt=end)),
-        (
-            "started",
-            models.Job.objects.filter(backend=backend, started_at__gte=start, started_at__lt=end),
-        ),
+    for kind, rows in (
+        ("entered", jobs.filter(submitted_at__gte=start, submitted_at__lt=end)),
+        ("started", started),
     ):
-        counts[kind] = dict.fromkeys(LANES, 0)
-        for backend_id, *job in jobs.order_by().values_list(*columns):
-            if backend_id == backend.pk:
-                counts[kind][lanes(*job)] += 1
-    return {"bin": start.isoformat(), **counts}
+        for backend_id, *job in rows.values_list(*columns):
+            card = by_pk.get(backend_id)
+            if card is not None:
+                flows[card.backend.name][kind][card.lane_rule(*job)] += 1
+    return flows
 
 
 # ----------------------------------------------------------------- sessions

@@ -52,11 +52,8 @@ def test_the_traffic_loop_opens_with_a_burst_of_plain_jobs_then_slows_down() -> 
     steps: list[str] = []
 
     class Counting(demo.Traffic):
-        def step(self) -> None:
-            steps.append("step")
-
-        def plain_job(self) -> None:
-            steps.append("plain job")
+        def step(self, *, plain: bool = False) -> None:
+            steps.append("plain job" if plain else "step")
 
     async def run() -> None:
         loop = asyncio.ensure_future(
@@ -74,6 +71,18 @@ def test_the_traffic_loop_opens_with_a_burst_of_plain_jobs_then_slows_down() -> 
     async_to_sync(run)()
 
     assert steps == ["plain job"] * 5
+
+
+def test_a_plain_step_submits_one_job_outside_any_session() -> None:
+    demo.demo_load()
+    traffic = demo.Traffic(seed=7)
+
+    for _ in range(4):
+        traffic.step(plain=True)
+
+    jobs = models.Job.objects.all()
+    assert jobs.count() == 4 and not jobs.filter(session__isnull=False).exists()
+    assert not models.Session.objects.exists()
 
 
 def test_traffic_cancels_only_its_own_jobs() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import time_machine
@@ -15,6 +16,11 @@ from tests.factories import UserFactory, submit_at, two_hubs
 pytestmark = pytest.mark.django_db
 
 NONE_ACTIVE = selectors.LaneRule()  # no active session, no reservation window open
+
+
+def live_bin(at: datetime) -> dict[str, Any]:
+    """sim_a's live bin of the queue flow at `at`, as the dashboard computes it."""
+    return selectors.flow_now(cards=selectors.backend_cards(names=["sim_a"]), now=at)["sim_a"]
 
 
 @pytest.fixture
@@ -71,7 +77,7 @@ def test_the_live_bin_agrees_with_the_replay(backend: models.Backend, traffic: d
     replay = selectors.queue_flow(backend=backend, since=traffic, now=now, lanes=NONE_ACTIVE)[
         "flow"
     ]
-    live = selectors.flow_now(backend=backend, now=now, lanes=NONE_ACTIVE)
+    live = live_bin(now)
 
     assert live["bin"] == replay["bins"][-1]
     assert live["entered"] == {lane: counts[-1] for lane, counts in replay["entered"].items()}
@@ -156,10 +162,8 @@ def test_the_live_bin_counts_only_its_own_minute(backend: models.Backend) -> Non
     for n, second in enumerate((59, 61, 62)):
         submit_at(f"qb{n}", inst="hubA/g/p", at=base + timedelta(seconds=second), seconds=600)
 
-    first = selectors.flow_now(backend=backend, now=base + timedelta(seconds=59), lanes=NONE_ACTIVE)
-    second = selectors.flow_now(
-        backend=backend, now=base + timedelta(seconds=65), lanes=NONE_ACTIVE
-    )
+    first = live_bin(base + timedelta(seconds=59))
+    second = live_bin(base + timedelta(seconds=65))
 
     assert first["entered"][m.FAIR_SHARE] == 1 and first["started"][m.FAIR_SHARE] == 1
     assert second["entered"][m.FAIR_SHARE] == 2 and second["started"][m.FAIR_SHARE] == 0
@@ -181,9 +185,9 @@ def test_the_chart_counts_waiting_jobs_in_the_lanes_the_cards_show(
     submit_at("qf_wait", inst="hubC/g/p", at=now + timedelta(seconds=3))
     with time_machine.travel(now + timedelta(minutes=2), tick=False):  # the window is open
         card = selectors.backend_cards(names=["sim_a"])[0]
-        lanes = selectors.LaneRule.of(card)
-        flow = selectors.queue_flow(backend=backend, since=now - timedelta(minutes=1), lanes=lanes)
-        live = selectors.flow_now(backend=backend, now=now, lanes=lanes)
+        since = now - timedelta(minutes=1)
+        flow = selectors.queue_flow(backend=backend, since=since, lanes=card.lane_rule)
+        live = live_bin(now)
 
     assert card.depth == {m.RESERVATION: 1, m.SESSION: 1, m.FAIR_SHARE: 1}
     assert {lane: flow["depth"][lane][-1] for lane in selectors.LANES} == card.depth
