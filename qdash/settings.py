@@ -10,6 +10,8 @@ from pathlib import Path
 import dj_database_url
 import plotly
 
+from qdash.secret import secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -25,7 +27,8 @@ def env_int(name: str, default: int) -> int:
     return default if value is None or value == "" else int(value)
 
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me")
+# Production: a secret key, host names and HTTPS are required (README, "Behind TLS").
+PRODUCTION = env_bool("QDASH_PRODUCTION", False)
 DEBUG = env_bool("DEBUG", True)
 ALLOWED_HOSTS = [
     host.strip() for host in os.environ.get("ALLOWED_HOSTS", "*").split(",") if host.strip()
@@ -92,6 +95,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # shared-cache in-memory SQLite fails lock waits instead of waiting.
     _db_file = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test_{_db_file.name}"))}
+
+
+def _secret_key_file() -> Path:
+    """Beside the SQLite database; in the project folder for other databases."""
+    if named := os.environ.get("QDASH_SECRET_KEY_FILE"):
+        return Path(named)
+    database = DATABASES["default"]
+    name = str(database.get("NAME") or "")
+    if database["ENGINE"] == "django.db.backends.sqlite3" and name and ":memory:" not in name:
+        return Path(name).with_name(Path(name).name + ".secret-key")
+    return BASE_DIR / "qdash.secret-key"
+
+
+SECRET_KEY = secret_key(
+    configured=os.environ.get("SECRET_KEY"), production=PRODUCTION, keep_at=_secret_key_file()
+)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:

@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from scheduler import models
 
-ACCESS_TOKEN_SECONDS = 3600
+ACCESS_TOKEN_SECONDS = 3600  # the longest an access token lives, whatever its `exp` says
+CLOCK_SKEW_SECONDS = 30  # an `iat` this far in the future is still believed
 ALGORITHM = "HS256"
 KEY_PREFIX = "qdash_"
 # last_used is written at most this often per key, so polling does not write each time.
@@ -66,6 +67,18 @@ def tokens_check_key(*, key: str) -> models.ApiToken:
     return token
 
 
+def _check_age(claims: dict[str, object]) -> None:
+    """An access token lives at most ACCESS_TOKEN_SECONDS from when it was issued."""
+    issued = claims["iat"]
+    if not isinstance(issued, int | float) or isinstance(issued, bool):
+        raise TokenError("Invalid access token.")
+    now = timezone.now().timestamp()
+    if issued > now + CLOCK_SKEW_SECONDS:
+        raise TokenError("Invalid access token: issued in the future.")
+    if now - issued > ACCESS_TOKEN_SECONDS:
+        raise TokenError("The access token expired; request a new one.")
+
+
 def _touch(token: models.ApiToken) -> None:
     now = timezone.now()
     if token.last_used is None or now - token.last_used >= LAST_USED_RESOLUTION:
@@ -100,6 +113,7 @@ def access_token_check(*, token: str) -> models.ApiToken:
         raise TokenError("The access token expired; request a new one.") from None
     except jwt.InvalidTokenError:
         raise TokenError("Invalid access token.") from None
+    _check_age(claims)
     row = (
         models.ApiToken.objects.select_related("user")
         .filter(pk=claims["tid"], user_id=claims["sub"], user__is_active=True)

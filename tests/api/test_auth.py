@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from io import StringIO
 
 import jwt
@@ -111,3 +112,36 @@ def test_issue_token_refuses_an_unknown_user() -> None:
     UserFactory(username="carol")
     with pytest.raises(CommandError):
         call_command("issue_token", "--user", "nobody", stdout=StringIO())
+
+
+def _bearer(token: str) -> int:
+    response = Client().get("/api/v1/backends", headers={"Authorization": f"Bearer {token}"})
+    return response.status_code
+
+
+def test_it_refuses_a_token_signed_with_the_old_built_in_key(alice: Caller) -> None:
+    import hashlib
+
+    row = models.ApiToken.objects.get(user=alice.user)
+    old = hashlib.sha256(b"qdash-access-token:dev-only-insecure-key-change-me").digest()
+    now = int(time.time())
+    forged = jwt.encode(
+        {"sub": str(alice.user.pk), "tid": row.pk, "iat": now, "exp": now + 60}, old, "HS256"
+    )
+    assert signing_key() != old
+    assert _bearer(forged) == 401
+
+
+def test_an_access_token_lives_at_most_an_hour_whatever_exp_says(alice: Caller) -> None:
+    row = models.ApiToken.objects.get(user=alice.user)
+    now = int(time.time())
+    claims = {"sub": str(alice.user.pk), "tid": row.pk}
+
+    def token(iat: int, exp: int) -> str:
+        return jwt.encode({**claims, "iat": iat, "exp": exp}, signing_key(), algorithm="HS256")
+
+    years = 31 * 365 * 86400
+    assert _bearer(token(now - 60, now + years)) == 200
+    assert _bearer(token(now - 3601, now + years)) == 401  # issued more than an hour ago
+    assert _bearer(token(now + 3600, now + years)) == 401  # "issued" in the future
+    assert _bearer(token(now - 60, now - 1)) == 401  # expired when it says so
