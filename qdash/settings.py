@@ -159,7 +159,24 @@ QDASH = {
     "BACKEND_MAX_RUNTIME": env_int("QDASH_BACKEND_MAX_RUNTIME", 10800),
 }
 
-# API limits.
+# Input limits (README, "Limits"): larger input is refused before any work.
+QDASH_LIMITS = {
+    "QUBITS": env_int("QDASH_MAX_QUBITS", 1_000),
+    "CLBITS": env_int("QDASH_MAX_CLBITS", 10_000),
+    "SHOTS": env_int("QDASH_MAX_SHOTS", 100_000),
+    "PUBS": env_int("QDASH_MAX_PUBS", 100),
+    "PARAMETER_SETS": env_int("QDASH_MAX_PARAMETER_SETS", 10_000),
+    "OBSERVABLES": env_int("QDASH_MAX_OBSERVABLES", 1_000),
+    "GATES": env_int("QDASH_MAX_GATES", 100_000),
+    "QASM_CHARS": env_int("QDASH_MAX_QASM_CHARS", 100_000),
+    "EXECUTIONS": env_int("QDASH_MAX_EXECUTIONS", 5_000_000),
+}
+# Circuit input is decoded in worker processes under these caps (scheduler/sandbox.py).
+QDASH_DECODE = {
+    "WORKERS": env_int("QDASH_DECODE_WORKERS", 2),
+    "MEMORY_MB": env_int("QDASH_DECODE_MEMORY_MB", 512),
+    "SECONDS": env_int("QDASH_DECODE_SECONDS", 10),
+}
 QDASH_MAX_PAYLOAD_BYTES = env_int("QDASH_MAX_PAYLOAD_BYTES", 10 * 1024 * 1024)
 QDASH_MAX_QUEUED_PER_USER = env_int("QDASH_MAX_QUEUED_PER_USER", 100)
 QDASH_JOB_DEDUPE_SECONDS = env_int("QDASH_JOB_DEDUPE_SECONDS", 0)

@@ -32,15 +32,48 @@ Pub: TypeAlias = SamplerPub | EstimatorPub
 
 
 class CircuitError(ValueError):
-    """Bad circuit input; `line` is the 1-based line of OpenQASM text, when known."""
+    """Bad circuit input; `line` is the 1-based line of OpenQASM text, when known.
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    `field` names the input it concerns (the submission form shows it there).
+    """
+
+    def __init__(self, message: str, line: int | None = None, field: str = "circuit") -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.field = field
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}" if self.line else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:  # crosses the sandbox's process boundary whole
+        return (type(self), (self.message, self.line, self.field))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The largest input a job may have; larger input is refused before the work it implies.
+
+    The defaults are the settings' defaults (README, "Limits").
+    """
+
+    qubits: int = 1_000  # qubits a circuit may use (a backend may allow fewer)
+    clbits: int = 10_000  # classical bits a circuit may use
+    shots: int = 100_000  # shots of one PUB (the backends' `max_shots`)
+    pubs: int = 100  # PUBs of one job (the backends' `max_experiments`)
+    parameter_sets: int = 10_000  # parameter value sets of one PUB
+    observables: int = 1_000  # observables of one estimator PUB
+    gates: int = 100_000  # instructions of one circuit
+    qasm_chars: int = 100_000  # length of an OpenQASM program
+    executions: int = 5_000_000  # shots times parameter sets over all PUBs of a job
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """What a job's checked input implies: its widest circuit and its executions."""
+
+    num_qubits: int
+    executions: int
 
 
 EXAMPLES: dict[str, str] = {
@@ -356,3 +389,127 @@ def one_line(error: BaseException) -> str:
     """An error as one line of at most 300 characters, for users and logs."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+# ------------------------------------------------------------------- limits
+# Register declarations of OpenQASM 2 (`qreg q[5];`) and 3 (`qubit[5] q;`, `qubit q;`).
+_REGISTER = re.compile(
+    r"\b(?:(?P<reg>qreg|creg)\s+[A-Za-z_]\w*\s*\[(?P<reg_size>[^\]]*)\]"
+    r"|(?P<typed>qubit|bit)\s*(?:\[(?P<typed_size>[^\]]*)\])?\s+[A-Za-z_])"
+)
+_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
+def check_declarations(text: str, *, qubits: int, clbits: int, chars: int) -> None:
+    """Refuse a program longer than `chars`, or declaring more bits than allowed,
+    before any circuit is built.
+
+    Sizes written as integer literals are added up here; a size written as an
+    expression is left to the parser, which runs under the sandbox's caps.
+    """
+    if len(text) > chars:
+        raise CircuitError(f"the program has {len(text)} characters; at most {chars} are allowed")
+    code = _COMMENT.sub(lambda comment: "\n" * comment.group().count("\n"), text)
+    total = {"qubit": 0, "bit": 0}
+    for match in _REGISTER.finditer(code):
+        size_text = (match.group("reg_size") or match.group("typed_size") or "1").strip()
+        if not size_text.isdigit():
+            continue
+        kind = (
+            "qubit" if (match.group("reg") or match.group("typed")) in ("qreg", "qubit") else "bit"
+        )
+        total[kind] += int(size_text)
+        limit = qubits if kind == "qubit" else clbits
+        if total[kind] > limit:
+            line = code.count("\n", 0, match.start()) + 1
+            raise CircuitError(
+                f"the program declares {total[kind]} {kind}s; at most {limit} are allowed", line
+            )
+
+
+def qasm_params(
+    program_id: str,
+    text: str,
+    *,
+    shots: int | None,
+    precision: float | None,
+    observables: str,
+    backend_qubits: int,
+    limits: Limits,
+) -> dict[str, Any]:
+    """The browser form's job: OpenQASM text to checked `params` (run it in the sandbox)."""
+    check_declarations(
+        text,
+        qubits=min(limits.qubits, backend_qubits),
+        clbits=limits.clbits,
+        chars=limits.qasm_chars,
+    )
+    circuit = parse_qasm(text)
+    check_size(circuit, limits)
+    wanted: list[str] = []
+    if program_id == ESTIMATOR:
+        try:
+            wanted = parse_observables(observables, circuit.num_qubits)
+        except CircuitError as error:
+            raise CircuitError(error.message, field="observables") from None
+    params = primitive_params(
+        program_id, circuit, shots=shots, precision=precision, observables=wanted
+    )
+    inspection = inspect(program_id, params, limits)
+    check_width(inspection, backend_qubits)
+    return params
+
+
+def check_size(circuit: QuantumCircuit, limits: Limits) -> None:
+    """Refuse a circuit with more qubits, classical bits or instructions than allowed."""
+    for what, have, most in (
+        ("qubits", circuit.num_qubits, limits.qubits),
+        ("classical bits", circuit.num_clbits, limits.clbits),
+        ("instructions", circuit.size(), limits.gates),
+    ):
+        if have > most:
+            raise CircuitError(f"the circuit has {have} {what}; at most {most} are allowed")
+
+
+def check_width(inspection: Inspection, backend_qubits: int) -> None:
+    if inspection.num_qubits > backend_qubits:
+        raise CircuitError(
+            f"circuit needs {inspection.num_qubits} qubits; backend has {backend_qubits}"
+        )
+
+
+def inspect(program_id: str, params: Any, limits: Limits) -> Inspection:
+    """Check a job's `params` against `limits` and decode them (run it in the sandbox).
+
+    Counts are checked on the JSON before anything is decoded; circuits, shots,
+    parameter sets and observables after. Raises `CircuitError`.
+    """
+    raw = params.get("pubs") if isinstance(params, dict) else None
+    if isinstance(raw, list) and len(raw) > limits.pubs:
+        raise CircuitError(f"the job has {len(raw)} PUBs; at most {limits.pubs} are allowed")
+    pubs = decode_pubs(program_id, params)
+    defaults = run_defaults(program_id, params)
+    for index, pub in enumerate(pubs):
+        _check_pub(index, pub, defaults, limits)
+    executions = count_executions(program_id, pubs, defaults.shots, defaults.precision)
+    if executions > limits.executions:
+        raise CircuitError(
+            f"the job needs {executions} executions (shots times parameter sets); "
+            f"at most {limits.executions} are allowed"
+        )
+    return Inspection(max(pub.circuit.num_qubits for pub in pubs), executions)
+
+
+def _check_pub(index: int, pub: Pub, defaults: RunDefaults, limits: Limits) -> None:
+    try:
+        check_size(pub.circuit, limits)
+    except CircuitError as error:
+        raise CircuitError(f"pub {index}: {error.message}") from None
+    counts = [("parameter value sets", pub.parameter_values.size, limits.parameter_sets)]
+    if isinstance(pub, SamplerPub):
+        counts.append(("shots", pub.shots or defaults.shots, limits.shots))
+    else:
+        counts.append(("observables", pub.observables.size, limits.observables))
+    for what, have, most in counts:
+        if have > most:
+            raise CircuitError(f"pub {index} has {have} {what}; at most {most} are allowed")

@@ -8,12 +8,11 @@ from typing import Any
 
 from django import forms
 
-from scheduler import circuits, models, selectors
+from scheduler import circuits, limits, models, selectors
 from scheduler.selectors import User
 
 NO_SESSION = ""
 NEW_SESSION = "new"
-MAX_QASM_CHARS = 100_000
 # Where each refusal of `jobs_submit` is shown on the form.
 REFUSAL_FIELDS = {
     "invalid_circuit": "circuit",
@@ -70,9 +69,7 @@ class SubmitForm(forms.Form):
     primitive = forms.ChoiceField(
         choices=[(circuits.SAMPLER, "Sampler"), (circuits.ESTIMATOR, "Estimator")]
     )
-    shots = forms.IntegerField(
-        min_value=1, max_value=100_000, required=False, initial=circuits.DEFAULT_SHOTS
-    )
+    shots = forms.IntegerField(min_value=1, required=False, initial=circuits.DEFAULT_SHOTS)
     precision = forms.FloatField(
         min_value=0.001,
         max_value=1,
@@ -87,7 +84,6 @@ class SubmitForm(forms.Form):
     )
     circuit = forms.CharField(
         label="Circuit (OpenQASM 2 or 3)",
-        max_length=MAX_QASM_CHARS,
         strip=False,
         widget=forms.Textarea(attrs={"rows": 16, "cols": 60, "spellcheck": "false"}),
     )
@@ -130,37 +126,22 @@ class SubmitForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        program, text = data.get("primitive"), data.get("circuit")
-        if program is None or text is None:
+        program, text, backend = data.get("primitive"), data.get("circuit"), data.get("backend")
+        if program is None or text is None or backend is None:
             return data
         try:
-            circuit = circuits.parse_qasm(text)
-        except circuits.CircuitError as error:
-            self.add_error("circuit", str(error))
-            return data
-        observables: list[str] = []
-        if program == circuits.ESTIMATOR:
-            try:
-                observables = circuits.parse_observables(
-                    data.get("observables") or "", circuit.num_qubits
-                )
-            except circuits.CircuitError as error:
-                self.add_error("observables", str(error))
-                return data
-        try:
-            data["params"] = circuits.primitive_params(
+            data["params"] = limits.decode(
+                circuits.qasm_params,
                 program,
-                circuit,
+                text,
                 shots=data.get("shots"),
                 precision=data.get("precision"),
-                observables=observables,
+                observables=data.get("observables") or "",
+                backend_qubits=backend.num_qubits,
+                limits=limits.input_limits(),
             )
-            if backend := data.get("backend"):
-                circuits.check_fits(
-                    circuits.decode_pubs(program, data["params"]), backend.num_qubits
-                )
         except circuits.CircuitError as error:
-            self.add_error("circuit", str(error))
+            self.add_error(error.field, str(error))
         return data
 
     def job_request(self) -> JobRequest:

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from scheduler import circuits, engine, models, wakeup
+from scheduler import circuits, engine, limits, models, wakeup
 from scheduler.clock import Clock, SystemClock, from_ticks, span_ticks
 from scheduler.executor import modeled_duration
 from scheduler.policy import model as m
@@ -81,14 +81,12 @@ def jobs_submit(
             "unknown_program", f"Unknown program {program_id!r}; use sampler or estimator."
         )
     try:
-        pubs = circuits.decode_pubs(program_id, params)
-        circuits.check_fits(pubs, backend.num_qubits)
+        inspection = limits.decode(circuits.inspect, program_id, params, limits.input_limits())
+        circuits.check_width(inspection, backend.num_qubits)
     except circuits.CircuitError as error:
         raise SubmissionError("invalid_circuit", str(error)) from None
-    defaults = circuits.run_defaults(program_id, params)
-    executions = circuits.count_executions(program_id, pubs, defaults.shots, defaults.precision)
     expected = modeled_duration(
-        overhead=backend.job_overhead, shot_time=backend.shot_time, executions=executions
+        overhead=backend.job_overhead, shot_time=backend.shot_time, executions=inspection.executions
     )
     uid = uid or new_uid()
     action = m.Submit(

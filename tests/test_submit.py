@@ -126,8 +126,19 @@ def test_it_queues_an_estimator_job_with_observables(researcher: Client) -> None
         (
             {"circuit": HEADER + "qreg q[6];\ncreg c[6];\nh q[0];\nmeasure q -> c;\n"},
             "circuit",
-            "circuit needs 6 qubits; backend has 5",
+            "line 3: the program declares 6 qubits; at most 5 are allowed",
         ),
+        (
+            {"circuit": "OPENQASM 2.0;\nqreg q[10**30];\n"},
+            "circuit",
+            "line 2: needed &#x27;]&#x27;",
+        ),
+        (
+            {"circuit": BELL + "// " + "x" * 100_000},
+            "circuit",
+            "at most 100000 are allowed",
+        ),
+        ({"shots": "100001"}, "circuit", "pub 0 has 100001 shots; at most 100000 are allowed"),
         (
             {"circuit": HEADER + "qreg q[2];\nh q[0];\n"},
             "circuit",
@@ -163,6 +174,20 @@ def test_it_shows_bad_input_next_to_its_field_and_stores_nothing(
     assert message in errors[1].split("</ul>", 1)[0]
     assert models.Job.objects.count() == 0
     assert models.Session.objects.count() == 0
+
+
+@pytest.mark.parametrize("size", ["10000000", "100000000000000000000000000000"])
+def test_a_huge_register_is_refused_before_any_circuit_is_built(
+    researcher: Client, size: str
+) -> None:
+    import psutil
+
+    before = psutil.Process().memory_info().rss
+    response = researcher.post("/submit", form(circuit=f"OPENQASM 2.0;\nqreg q[{size}];\n"))
+    grown = psutil.Process().memory_info().rss - before
+    assert f"the program declares {size} qubits; at most 5 are allowed" in response.content.decode()
+    assert grown < 50 * 2**20  # ten million qubits took gigabytes when they were built
+    assert models.Job.objects.count() == 0
 
 
 def test_an_htmx_submission_gets_the_form_partial_or_a_redirect(researcher: Client) -> None:

@@ -21,11 +21,11 @@ from scheduler.api.schemas import (
     Error,
     UsageOut,
 )
+from scheduler.limits import input_limits
 from scheduler.policy import model as m
 
 BACKEND_VERSION = "1.0.0"
 ONLINE_DATE = "2025-01-01T00:00:00Z"
-MAX_SHOTS = 100_000
 # Gates the client may transpile to; all run on Aer. No coupling map: all-to-all.
 GATES = [
     ("id", [], "gate id q { U(0,0,0) q; }"),
@@ -74,6 +74,7 @@ def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str
 @router.get("/backends/{name}/configuration", response={200: ConfigurationOut, 404: Error})
 def backends_configuration(request: HttpRequest, name: str) -> dict[str, Any]:
     backend = backend_or_404(name)
+    limits = input_limits()
     return {
         "backend_name": backend.name,
         "backend_version": BACKEND_VERSION,
@@ -88,8 +89,8 @@ def backends_configuration(request: HttpRequest, name: str) -> dict[str, Any]:
         "memory": False,
         "coupling_map": None,
         "online_date": ONLINE_DATE,
-        "max_shots": MAX_SHOTS,
-        "max_experiments": 300,
+        "max_shots": limits.shots,
+        "max_experiments": limits.pubs,
         "description": backend.description,
     }
 

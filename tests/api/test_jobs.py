@@ -86,6 +86,40 @@ def test_bad_jobs_are_refused_and_store_nothing(
     assert not models.Job.objects.exists()
 
 
+def _with_shots(shots: object) -> dict:
+    params = bell_params()
+    params["pubs"][0][2] = shots
+    return params
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (_with_shots(10**9), "pub 0 has 1000000000 shots; at most 100000"),
+        (_with_shots(10**14), "pub 0 has 100000000000000 shots"),
+        (_with_shots(1e30), "shots must be an integer"),
+        (_with_shots(10**30), "has 1000000000000000000000000000000 shots"),
+        ({**bell_params(), "pubs": bell_params()["pubs"] * 10_000}, "10000 PUBs; at most 100"),
+    ],
+)
+def test_work_beyond_the_limits_is_refused_before_it_is_done(
+    alice: Caller, backend: models.Backend, params: dict, message: str
+) -> None:
+    response = alice.post("/jobs", job_body(params=params))
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "invalid_circuit"
+    assert message in response.json()["message"]
+    assert not models.Job.objects.exists()
+
+
+def test_the_advertised_max_shots_is_the_enforced_one(
+    alice: Caller, backend: models.Backend
+) -> None:
+    advertised = alice.get("/backends/sim_a/configuration").json()["max_shots"]
+    assert alice.post("/jobs", job_body(params=_with_shots(advertised))).status_code == 201
+    assert alice.post("/jobs", job_body(params=_with_shots(advertised + 1))).status_code == 400
+
+
 def test_a_circuit_wider_than_the_backend_is_refused(alice: Caller) -> None:
     from tests.factories import BackendFactory
 

@@ -1,0 +1,143 @@
+"""Decode untrusted input in worker processes, under a memory and a time cap.
+
+A 70-byte OpenQASM program can declare ten million qubits, and a few kilobytes
+of compressed QPY can expand to gigabytes. Such input is decoded in a
+`pebble.ProcessPool` whose workers fork from a forkserver that has Qiskit
+loaded already (a task costs well under a millisecond of overhead), each under
+`RLIMIT_AS` (its address space at start plus the cap). A task that runs out of
+memory fails with `MemoryError` inside its worker; one that runs too long is
+killed with its worker, which the pool replaces. Either way the web process's
+own memory and time stay untouched, and the caller gets `LimitExceeded`.
+
+Pure: no Django. Callers choose the caps.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import resource
+import threading
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any, TypeVar
+
+from pebble import ProcessExpired, ProcessPool
+
+T = TypeVar("T")
+PRELOAD = ["scheduler.circuits"]  # imported once by the forkserver, shared by every worker
+TASKS_PER_WORKER = 500  # workers are replaced now and then, so a fragmented heap does not stay
+
+
+class LimitExceeded(Exception):
+    """The input needed more memory or time than the cap allows, or broke its decoder."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Failed(Exception):
+    """The task raised an error that could not cross the process boundary as itself."""
+
+
+class Sandbox:
+    """A pool of capped worker processes; `run(func, ...)` calls `func` in one of them.
+
+    `func` must be importable by name (a module-level function), its arguments and
+    its result picklable. An exception it raises is re-raised here when it can be
+    pickled, else as `Failed` with its one-line description.
+    """
+
+    def __init__(self, *, workers: int = 2, memory_mb: int = 512, seconds: float = 10) -> None:
+        self.workers = workers
+        self.memory_mb = memory_mb
+        self.seconds = seconds
+        self._pool: ProcessPool | None = None
+        self._lock = threading.Lock()
+
+    def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        task = (func, args, kwargs)
+        future = self._get_pool().schedule(_call, args=task, timeout=self.seconds)
+        try:
+            outcome, value = future.result()
+        except FutureTimeout:
+            raise LimitExceeded(f"decoding took longer than {self.seconds:g} s") from None
+        except ProcessExpired as error:  # killed by the kernel, or crashed in native code
+            raise LimitExceeded(f"the decoder stopped ({_exit_reason(error)})") from None
+        if outcome == "ok":
+            return value
+        if outcome == "memory":
+            raise LimitExceeded(f"decoding needed more than {self.memory_mb} MB of memory")
+        if outcome == "raised":
+            raise value
+        raise Failed(value)
+
+    def _get_pool(self) -> ProcessPool:
+        with self._lock:
+            if self._pool is None or not self._pool.active:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(PRELOAD)
+                self._pool = ProcessPool(
+                    max_workers=self.workers,
+                    max_tasks=TASKS_PER_WORKER,
+                    initializer=_cap_memory,
+                    initargs=(self.memory_mb,),
+                    context=context,
+                )
+                atexit.register(self.close)
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.stop()
+                self._pool.join()
+                self._pool = None
+
+
+def _cap_memory(memory_mb: int) -> None:
+    """Worker start-up: allow the address space it has now plus `memory_mb`."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    try:
+        with open("/proc/self/statm") as statm:
+            size = int(statm.read().split()[0]) * page
+    except OSError:  # not Linux: no baseline to add to
+        size = 0
+    limit = size + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _call(
+    func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[str, Any]:
+    """Run in a worker: the result, or what went wrong in a form that pickles."""
+    import pickle
+
+    try:
+        return "ok", func(*args, **kwargs)
+    except MemoryError:
+        return "memory", None
+    except BaseException as error:  # noqa: BLE001 - native panics derive from BaseException
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        if not isinstance(error, Exception):  # a panic in native code: only its text crosses
+            return "failed", _describe(error)
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:  # noqa: BLE001 - any unpicklable error crosses as text
+            return "failed", _describe(error)
+        return "raised", error
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split())[:300]
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _exit_reason(error: ProcessExpired) -> str:
+    code = error.exitcode
+    if code is not None and code < 0:
+        return f"signal {-code}"
+    return f"exit status {code}"
