@@ -59,7 +59,12 @@ class QueueFiller:
 
     def plain(self, backend: str) -> m.Submit:
         self.jobs += 1
-        return m.Submit(f"q{self.jobs:07d}", self.instance(), backend, self.duration())
+        return m.Submit(
+            job=f"q{self.jobs:07d}",
+            instance=self.instance(),
+            backend=backend,
+            duration=self.duration(),
+        )
 
     def units(self, n_jobs: int) -> Iterable[m.Action]:
         """`n_jobs` submissions; a fifth of the jobs in sessions of 2-10 jobs."""
@@ -78,15 +83,15 @@ class QueueFiller:
             session, instance = f"qs{self.sessions:06d}", self.instance()
             by_create = rng.random() < 0.5
             if by_create:
-                yield m.CreateSession(session, instance, backend)
+                yield m.CreateSession(session=session, instance=instance, backend=backend)
             for k in range(size):
                 self.jobs += 1
                 yield m.Submit(
-                    f"q{self.jobs:07d}",
-                    instance,
-                    backend,
-                    self.duration(),
-                    session,
+                    job=f"q{self.jobs:07d}",
+                    instance=instance,
+                    backend=backend,
+                    duration=self.duration(),
+                    session=session,
                     start_session=k == 0 and not by_create,
                 )
             made += size

@@ -237,17 +237,19 @@ def _build(spec: ScenarioSpec) -> Scenario:
     order = sorted(range(len(events)), key=lambda i: events[i]["at"])  # stable: file order kept
     return Scenario(
         settings=settings,
-        backends=[m.Backend(b["name"], b.get("status", m.ONLINE)) for b in spec["backends"]],
+        backends=[
+            m.Backend(name=b["name"], status=b.get("status", m.ONLINE)) for b in spec["backends"]
+        ],
         shares=dict(spec.get("shares", {})),
         usage={instance: to_us(used) for instance, used in spec.get("usage", {}).items()},
         reservations=[
             m.Reservation(
-                r["id"],
-                r["backend"],
-                r["instance"],
-                to_us(r["start"]),
-                to_us(r["end"]),
-                r.get("exclusive", False),
+                id=r["id"],
+                backend=r["backend"],
+                instance=r["instance"],
+                start=to_us(r["start"]),
+                end=to_us(r["end"]),
+                exclusive=r.get("exclusive", False),
             )
             for r in reservations
         ],
@@ -304,18 +306,23 @@ def _event_action(i: int, event: EventSpec, backends: set[str]) -> m.Action:
         if s.get("start_session", False) and session is None:
             raise ScenarioError(f"events[{i}].submit.session: start_session needs a session name")
         return m.Submit(
-            s["job"],
-            s["instance"],
-            s["backend"],
-            to_us(s["duration"]),
-            session,
-            s.get("start_session", False),
-            _us(s.get("max_execution_time")),
+            job=s["job"],
+            instance=s["instance"],
+            backend=s["backend"],
+            duration=to_us(s["duration"]),
+            session=session,
+            start_session=s.get("start_session", False),
+            max_execution_time=_us(s.get("max_execution_time")),
         )
     if "create_session" in event:
         c = event["create_session"]
         _known_backend(backends, c["backend"], f"events[{i}].create_session.backend")
-        return m.CreateSession(c["session"], c["instance"], c["backend"], _us(c.get("max_ttl")))
+        return m.CreateSession(
+            session=c["session"],
+            instance=c["instance"],
+            backend=c["backend"],
+            max_ttl=_us(c.get("max_ttl")),
+        )
     if "backend_status" in event:
         b = event["backend_status"]
         _known_backend(backends, b["backend"], f"events[{i}].backend_status.backend")
@@ -350,20 +357,20 @@ class Engine(Protocol):
     def final_state(self, end_time: int) -> FinalState: ...
 
 
-def build_policy(scenario: Scenario, *, record: bool = False) -> Policy:
+def build_policy(scenario: Scenario) -> Policy:
     """A policy holding a scenario's backends, reservations, shares and prior usage."""
-    policy = Policy(scenario.settings, record=record)
+    policy = Policy(scenario.settings)
     for backend in scenario.backends:
-        policy.add_backend(m.Backend(backend.name, backend.status))
-    for reservation in scenario.reservations:
+        policy.add_backend(m.Backend(name=backend.name, status=backend.status))
+    for r in scenario.reservations:
         policy.add_reservation(
             m.Reservation(
-                reservation.id,
-                reservation.backend,
-                reservation.instance,
-                reservation.start,
-                reservation.end,
-                reservation.exclusive,
+                id=r.id,
+                backend=r.backend,
+                instance=r.instance,
+                start=r.start,
+                end=r.end,
+                exclusive=r.exclusive,
             )
         )
     for node, share in scenario.shares.items():
@@ -382,18 +389,14 @@ class MemoryEngine:
 
     def __post_init__(self) -> None:
         self.policy = build_policy(self.scenario)
-        self.policy.started = []
         self.starts = {b.name: [] for b in self.scenario.backends}
 
     def run_instant(self, t: int, actions: Sequence[m.Action]) -> list[m.Outcome]:
-        outcomes = self.policy.run_instant(t, actions)
-        started = self.policy.started
-        assert started is not None
-        for job in started:
+        instant = self.policy.run_instant(t, actions)
+        for job in instant.started:
             assert job.started_at is not None
             self.starts[job.backend].append((job.started_at, job.id))
-        started.clear()
-        return outcomes
+        return instant.outcomes
 
     def next_due(self) -> int | None:
         return self.policy.next_due()

@@ -25,7 +25,9 @@ from .model import (
     RUNNING,
     WAITING_STATES,
     Backend,
+    Charge,
     Event,
+    Instant,
     Job,
     Outcome,
     Reservation,
@@ -34,6 +36,8 @@ from .model import (
     Settings,
 )
 from .queues import ROOT, BackendQueues, UsageLedger
+
+FINAL = m.FINAL_STATES
 
 # Timer kinds, in the order timers due at one instant fire (docs/rules.md, "One instant").
 MAX_TTL, INTERACTIVE, OPEN_TIMEOUT, RESERVATION_START, RESERVATION_END = range(5)
@@ -49,7 +53,7 @@ TIMER_NAMES = (
 class Policy:
     """Scheduling state of every backend, and the rules that move it."""
 
-    def __init__(self, settings: Settings, *, record: bool = True) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.backends: dict[str, Backend] = {}
         self.reservations: dict[str, Reservation] = {}
@@ -59,9 +63,6 @@ class Policy:
         self.usage = UsageLedger(settings.usage_window)
         self.now: int | None = None
         self.last_activity: int | None = None  # last job start/end or live timer fired
-        self.record = record
-        self.events: list[Event] = []
-        self.started: list[Job] | None = None  # when a list, every started job is appended
         self.job_seq = 0
         self.session_seq = 0
         self._order: list[Backend] = []  # backends by name: the order they pick in
@@ -70,8 +71,8 @@ class Policy:
         self._timer_tickets = count()  # keeps entries of equal rank comparable
         self._ends: list[tuple[int, str, int, Job]] = []
         self._bound: dict[str, list[Session]] = {}
-        if record:
-            self.usage.new = []
+        self._reservation_timers: dict[tuple[str, int], int] = {}  # live timer tickets
+        self._out = Instant()  # what the current `run_instant` call did
 
     # ----------------------------------------------------------------- set-up
     def add_backend(self, backend: Backend) -> None:
@@ -133,14 +134,19 @@ class Policy:
             self._push_timer(session.open_deadline, OPEN_TIMEOUT, session)
 
     # ------------------------------------------------------------------- time
-    def run_instant(self, t: int, actions: Sequence[m.Action] = ()) -> list[Outcome]:
-        """Bring the state to instant `t` and apply `actions` there, in order."""
-        self._process_until(t)
-        self.now = t
-        self._finish_due(t)
-        outcomes = [self._apply(action, t) for action in actions]
-        self._settle(t)
-        return outcomes
+    def run_instant(self, t: int, actions: Sequence[m.Action] = ()) -> Instant:
+        """Bring the state to instant `t`, apply `actions` there in order, and say what
+        changed (everything due before `t` included)."""
+        out = self._out = Instant()
+        try:
+            self._process_until(t)
+            self.now = t
+            self._finish_due(t)
+            out.outcomes = [self._apply(action, t) for action in actions]
+            self._settle(t)
+        finally:
+            self._out = Instant()
+        return out
 
     def next_due(self) -> int | None:
         """The next instant at which a job ends or a live timer fires."""
@@ -177,8 +183,12 @@ class Policy:
             self.last_activity = t
 
     def _log(self, t: int, kind: str, subject: object, **detail: object) -> None:
-        if self.record:
-            self.events.append(Event(t, kind, subject, detail))
+        self._out.events.append(Event(t, kind, subject, detail))
+
+    def _charge(self, instance: str, amount: int, end: int, source: Job | Session) -> None:
+        if amount > 0:
+            self.usage.charge(instance, amount, end)
+            self._out.charges.append(Charge(end, instance, amount, source))
 
     # ---------------------------------------------------------------- actions
     def _apply(self, action: m.Action, t: int) -> Outcome:
@@ -205,6 +215,14 @@ class Policy:
                 self._close(cancelled, t, m.CLOSED_CANCELLED, CANCELLED, m.SESSION_CANCELLED)
         elif isinstance(action, m.SetBackendStatus):
             self._set_backend_status(action.backend, action.status, t)
+        elif isinstance(action, m.PutReservation):
+            self._put_reservation(action, t)
+        elif isinstance(action, m.RemoveReservation):
+            self._remove_reservation(action.reservation, t)
+        elif isinstance(action, m.SetShare):
+            self.shares[action.node] = action.share
+        elif isinstance(action, m.PutBackend):
+            self._put_backend(action, t)
         else:  # pragma: no cover - the Action union is closed
             raise TypeError(f"unknown action {action!r}")
         return m.ACCEPTED
@@ -232,7 +250,14 @@ class Policy:
             session = self._new_session(a.session, a.backend, a.instance, t, a.mode, None)
         self.job_seq += 1
         job = Job(
-            a.job, a.instance, a.backend, t, self.job_seq, a.duration, a.max_execution_time, session
+            id=a.job,
+            instance=a.instance,
+            backend=a.backend,
+            submitted_at=t,
+            seq=self.job_seq,
+            duration=a.duration,
+            max_execution_time=a.max_execution_time,
+            session=session,
         )
         job.expected = a.duration if a.expected is None else a.expected
         self.jobs[job.id] = job
@@ -262,13 +287,13 @@ class Policy:
             settings.batch_interactive_ttl if mode == m.BATCH else settings.interactive_ttl
         )
         session = Session(
-            sid,
-            backend,
-            instance,
-            t,
-            self.session_seq,
-            interactive,
-            mode,
+            id=sid,
+            backend=backend,
+            instance=instance,
+            created_at=t,
+            seq=self.session_seq,
+            interactive_ttl=interactive,
+            mode=mode,
             max_ttl=None if max_ttl is None else min(settings.system_max_ttl, max_ttl),
             open_deadline=t + settings.open_timeout,
         )
@@ -280,14 +305,12 @@ class Policy:
 
     def _reservation_warnings(self, session: Session, t: int) -> tuple[ReservationWarning, ...]:
         ttl = session.max_ttl
-        horizon = t + (self.settings.system_max_ttl if ttl is None else ttl)
-        return tuple(
-            ReservationWarning(r.id, r.start, r.end, r.start <= t)
-            for r in self.reservations.values()
-            if r.backend == session.backend
-            and r.instance == session.instance
-            and t < r.end
-            and r.start < horizon
+        return reservation_warnings(
+            self.reservations.values(),
+            backend=session.backend,
+            instance=session.instance,
+            at=t,
+            max_ttl=self.settings.system_max_ttl if ttl is None else ttl,
         )
 
     def _cancel_job(self, job_id: str, t: int) -> None:
@@ -318,9 +341,84 @@ class Policy:
         self._log(t, "backend_status", backend, status=status)
         self._update_hold(backend, t)
 
+    # ------------------------------------------------------- operator changes
+    def _put_reservation(self, a: m.PutReservation, t: int) -> None:
+        """Add a window, or move the end (and the start, before it opened) of a known one.
+
+        A window whose start has passed when it is added or moved opens at `t`; one
+        whose end has passed closes at `t` (its timer fires in step 3 of this instant).
+        """
+        if a.backend not in self.backends:
+            return
+        current = self.reservations.get(a.id)
+        if current is not None and (current.backend != a.backend or current.instance != a.instance):
+            self._remove_reservation(a.id, t)
+            current = None
+        if current is None:
+            current = Reservation(
+                id=a.id, backend=a.backend, instance=a.instance, start=a.start, end=a.end
+            )
+            self.reservations[a.id] = current
+        elif current.ended:
+            return  # the past stays as it was
+        if not current.started:
+            current.start = a.start
+            self._push_timer(max(a.start, t), RESERVATION_START, current)
+        current.end = a.end
+        self._push_timer(max(a.end, t), RESERVATION_END, current)
+        if current.exclusive != a.exclusive:
+            current.exclusive = a.exclusive
+            if current.started:
+                self._update_hold(self.backends[a.backend], t)
+        self._log(t, "reservation_changed", current, start=current.start, end=current.end)
+
+    def _remove_reservation(self, reservation_id: str, t: int) -> None:
+        """Delete a reservation: an open window closes at once, its bound sessions stay open."""
+        reservation = self.reservations.pop(reservation_id, None)
+        if reservation is None:
+            return
+        reservation.removed = True
+        for session in self._bound.pop(reservation_id, []):
+            session.bound_reservation = None
+        backend = self.backends[reservation.backend]
+        if backend.reservation is reservation:
+            backend.reservation = None
+            self._update_hold(backend, t)
+        self._log(t, "reservation_removed", reservation)
+
+    def _put_backend(self, a: m.PutBackend, t: int) -> None:
+        backend = self.backends.get(a.name)
+        if backend is None:
+            self.add_backend(Backend(name=a.name, status=a.status, max_runtime=a.max_runtime))
+            self._log(t, "backend_added", self.backends[a.name])
+        else:
+            backend.max_runtime = a.max_runtime  # jobs started before keep their limit
+
+    def forget(self, jobs: Iterable[Job], sessions: Iterable[Session]) -> None:
+        """Forget those of `jobs` in a final state and those of `sessions` closed with
+        nothing left running.
+
+        The live leader calls this with what a step changed, once it is saved, so its
+        memory follows the queue, not the history.
+        """
+        for job in jobs:
+            if job.status in FINAL and self.jobs.get(job.id) is job:
+                del self.jobs[job.id]
+        for session in sessions:
+            if session.state != CLOSED or self.sessions.get(session.id) is not session:
+                continue
+            running = self.backends[session.backend].running
+            if running is None or running.session is not session:
+                del self.sessions[session.id]
+
     # ----------------------------------------------------------------- queues
+    def queues(self, backend: str) -> BackendQueues:
+        """The queue indices of `backend` (read-only for callers)."""
+        return self._queues[backend]
+
     def _enqueue(self, job: Job) -> None:
         queues = self._queues[job.backend]
+        queues.queued += 1
         project = queues.project(job.instance)
         session = job.session
         if session is None:
@@ -337,6 +435,7 @@ class Policy:
     def _dequeue(self, job: Job) -> None:
         """Take a job out of the queue indices (its status changes right after)."""
         queues = self._queues[job.backend]
+        queues.queued -= 1
         session = job.session
         if session is None:
             queues.adjust(job.instance, -1)
@@ -430,8 +529,7 @@ class Policy:
         job.limit = limit
         self._schedule_end(job)
         backend.running = job
-        if self.started is not None:
-            self.started.append(job)
+        self._out.started.append(job)
         self._touch(t)
         self._log(t, "job_started", job, lane=lane)
         session = job.session
@@ -476,7 +574,7 @@ class Policy:
         job.error = error
         job.ended_at = t
         job.end_due = None
-        self.usage.charge(job.instance, t - job.started_at, t, job)
+        self._charge(job.instance, t - job.started_at, t, job)
         self._touch(t)
         self._log(t, "job_ended", job, status=status, error=error)
         session = job.session
@@ -573,7 +671,7 @@ class Policy:
             return
         if held is not None:
             assert backend.hold_since is not None
-            self.usage.charge(held.instance, t - backend.hold_since, t, held)
+            self._charge(held.instance, t - backend.hold_since, t, held)
             self._log(t, "hold_ended", backend, session=held.id, since=backend.hold_since)
         backend.hold_session = session
         backend.hold_since = t if session is not None else None
@@ -583,10 +681,13 @@ class Policy:
     # ----------------------------------------------------------------- timers
     def _push_timer(self, due: int, kind: int, subject: object) -> None:
         seq = subject.seq if isinstance(subject, Session) else 0
-        heappush(self._timers, (due, kind, seq, next(self._timer_tickets), subject))
+        ticket = next(self._timer_tickets)
+        if isinstance(subject, Reservation):  # only its newest timer of each kind is live
+            self._reservation_timers[subject.id, kind] = ticket
+        heappush(self._timers, (due, kind, seq, ticket, subject))
 
     def _timer_is_live(self, entry: tuple[int, int, int, int, object]) -> bool:
-        due, kind, _, _, subject = entry
+        due, kind, _, ticket, subject = entry
         if kind == MAX_TTL:
             assert isinstance(subject, Session)
             return subject.state != CLOSED and subject.ttl_deadline == due
@@ -597,6 +698,8 @@ class Policy:
             assert isinstance(subject, Session)
             return subject.state == OPEN and subject.open_deadline == due
         assert isinstance(subject, Reservation)
+        if subject.removed or self._reservation_timers.get((subject.id, kind)) != ticket:
+            return False
         if kind == RESERVATION_START:
             return not subject.started
         return not subject.ended
@@ -642,3 +745,15 @@ class Policy:
                 if session.state != CLOSED:
                     self._close(session, t, m.CLOSED_RESERVATION_ENDED, FAILED, m.RESERVATION_ENDED)
         self._update_hold(backend, t)
+
+
+def reservation_warnings(
+    reservations: Iterable[Reservation], *, backend: str, instance: str, at: int, max_ttl: int
+) -> tuple[ReservationWarning, ...]:
+    """The windows of `instance` on `backend` that may bind a session created at `at`:
+    in their window now, or opening before `at + max_ttl` (docs/rules.md)."""
+    return tuple(
+        ReservationWarning(r.id, r.start, r.end, r.start <= at)
+        for r in reservations
+        if r.backend == backend and r.instance == instance and at < r.end and r.start < at + max_ttl
+    )

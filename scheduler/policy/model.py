@@ -58,7 +58,7 @@ CLOSED_RESERVATION_ENDED = "reservation_ended"
 CLOSED_OPEN_TIMEOUT = "open_timeout"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Settings:
     """Scheduling settings, in the caller's time unit."""
 
@@ -70,7 +70,7 @@ class Settings:
     backend_max_runtime: int
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class Reservation:
     """A window `[start, end)` on one backend for one instance."""
 
@@ -82,9 +82,10 @@ class Reservation:
     exclusive: bool = False
     started: bool = False
     ended: bool = False
+    removed: bool = False  # deleted by an operator: its timers are dead
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class Session:
     """A session bound to one backend and one instance."""
 
@@ -116,7 +117,7 @@ class Session:
         return queue[0] if queue else None
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class Job:
     """A job for one backend, in one instance, maybe in a session."""
 
@@ -146,7 +147,7 @@ class Job:
         return self.session.id if self.session is not None else None
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class Backend:
     """A backend: runs one job at a time."""
 
@@ -161,7 +162,7 @@ class Backend:
 
 
 # What callers ask the policy to do.
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Submit:
     job: str
     instance: str
@@ -174,7 +175,7 @@ class Submit:
     expected: int | None = None  # modeled run time when `duration` is None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CreateSession:
     session: str
     instance: str
@@ -213,8 +214,50 @@ class SetBackendStatus:
     status: str
 
 
+@dataclass(frozen=True, slots=True)
+class PutReservation:
+    """An operator adds a reservation or changes its window (docs/rules.md, "Changes")."""
+
+    backend: str
+    instance: str
+    id: str
+    start: int
+    end: int
+    exclusive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveReservation:
+    reservation: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetShare:
+    node: str
+    share: float
+
+
+@dataclass(frozen=True, slots=True)
+class PutBackend:
+    """An operator adds a backend or changes its runtime limit."""
+
+    name: str
+    max_runtime: int | None = None
+    status: str = ONLINE  # of a new backend; a known one changes status by SetBackendStatus
+
+
 Action = (
-    Submit | CreateSession | CancelJob | FinishJob | CloseSession | CancelSession | SetBackendStatus
+    Submit
+    | CreateSession
+    | CancelJob
+    | FinishJob
+    | CloseSession
+    | CancelSession
+    | SetBackendStatus
+    | PutReservation
+    | RemoveReservation
+    | SetShare
+    | PutBackend
 )
 
 
@@ -247,3 +290,28 @@ class Event(NamedTuple):
     kind: str
     subject: Any  # the Job, Session, Backend or Reservation that changed
     detail: dict[str, Any]
+
+
+class Charge(NamedTuple):
+    """A run or a hold charged to an instance when it ended (docs/rules.md)."""
+
+    end: int
+    instance: str
+    amount: int
+    source: Job | Session  # the job that ran, or the session that held
+
+
+@dataclass(slots=True, kw_only=True)
+class Instant:
+    """What `Policy.run_instant` did: the answers to its actions and every change."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    started: list[Job] = field(default_factory=list)  # in start order
+    charges: list[Charge] = field(default_factory=list)
+
+    def extend(self, other: Instant) -> None:
+        """Append what a later call did (the outcomes stay this call's)."""
+        self.events += other.events
+        self.started += other.started
+        self.charges += other.charges

@@ -72,9 +72,10 @@ class ProjectQueue:
 class BackendQueues:
     """Per-backend queues, with counts of fair-share-eligible jobs per tree node."""
 
-    __slots__ = ("projects", "count", "children")
+    __slots__ = ("projects", "count", "children", "queued")
 
     def __init__(self) -> None:
+        self.queued = 0  # every queued job of the backend, whatever its lane
         self.projects: dict[str, ProjectQueue] = {}
         self.count: dict[str, int] = {}
         self.children: dict[str, set[str]] = {}  # node -> children holding eligible jobs
@@ -114,16 +115,14 @@ class BackendQueues:
 class UsageLedger:
     """Charged runs and holds in a rolling window, with totals per tree node."""
 
-    __slots__ = ("window", "totals", "entries", "new")
+    __slots__ = ("window", "totals", "entries")
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.totals: dict[str, int] = {}
         self.entries: deque[tuple[int, str, int]] = deque()  # (end, instance, amount), by end
-        # Charges since the caller last looked, with what they are for (a Job or a Session).
-        self.new: list[tuple[int, str, int, object]] | None = None
 
-    def charge(self, instance: str, amount: int, end: int, source: object = None) -> None:
+    def charge(self, instance: str, amount: int, end: int) -> None:
         if amount <= 0:
             return
         totals = self.totals
@@ -134,14 +133,10 @@ class UsageLedger:
             insort(self.entries, entry)
         else:
             self.entries.append(entry)
-        if self.new is not None:
-            self.new.append((end, instance, amount, source))
 
     def load(self, entries: Iterable[tuple[int, str, int]]) -> None:
-        new, self.new = self.new, None
         for end, instance, amount in entries:
             self.charge(instance, amount, end)
-        self.new = new
 
     def expire(self, now: int) -> None:
         """Drop charges that ended a whole window or more before `now`."""

@@ -16,6 +16,8 @@ from scheduler.policy.model import (
     CancelSession,
     CloseSession,
     CreateSession,
+    Event,
+    Instant,
     Outcome,
     Reservation,
     SetBackendStatus,
@@ -40,6 +42,19 @@ DEFAULTS: dict[str, int] = {
 Script = Iterable[tuple[int, Action]]
 
 
+class RecordingPolicy(Policy):
+    """A policy that keeps every event its instants return, for tests to read."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.events: list[Event] = []
+
+    def run_instant(self, t: int, actions: Sequence[Action] = ()) -> Instant:
+        instant = super().run_instant(t, actions)
+        self.events += instant.events
+        return instant
+
+
 def make_settings(**overrides: int) -> Settings:
     """The DESIGN.md defaults in seconds, with `overrides`."""
     return Settings(**{**DEFAULTS, **overrides})
@@ -54,7 +69,9 @@ def reservation(
     exclusive: bool = False,
     id: str = "r1",
 ) -> Reservation:
-    return Reservation(id, backend, instance, start, end, exclusive)
+    return Reservation(
+        id=id, backend=backend, instance=instance, start=start, end=end, exclusive=exclusive
+    )
 
 
 def make_policy(
@@ -65,15 +82,17 @@ def make_policy(
     shares: Mapping[str, float] | None = None,
     usage: Mapping[str, int] | None = None,
     **settings: int,
-) -> Policy:
+) -> RecordingPolicy:
     """A recording policy with `backends` (default one, "a"), settings in seconds.
 
     `usage` is prior usage per instance, counted as ended at time 0.
     """
-    policy = Policy(make_settings(**settings), record=True)
+    policy = RecordingPolicy(make_settings(**settings))
     for name in backends or ("a",):
         status = "paused" if name in paused else "online"
-        policy.add_backend(Backend(name, status, (max_runtime or {}).get(name)))
+        policy.add_backend(
+            Backend(name=name, status=status, max_runtime=(max_runtime or {}).get(name))
+        )
     for r in reservations:
         policy.add_reservation(r)
     for node, share in (shares or {}).items():
@@ -91,7 +110,7 @@ def submit(
     **fields: Any,
 ) -> Submit:
     """A job submission; `fields` are the other `Submit` fields (session, ...)."""
-    return Submit(job, instance, backend, duration, **fields)
+    return Submit(job=job, instance=instance, backend=backend, duration=duration, **fields)
 
 
 def session_job(
@@ -109,7 +128,7 @@ def start_session(
 
 
 def create(session: str, instance: str = A, backend: str = "a", **fields: Any) -> CreateSession:
-    return CreateSession(session, instance, backend, **fields)
+    return CreateSession(session=session, instance=instance, backend=backend, **fields)
 
 
 def cancel(job: str) -> CancelJob:
@@ -161,7 +180,7 @@ def timeline(policy: Policy, script: Script, *, until: int | None = None) -> lis
         while i < len(timed) and timed[i][1][0] == t:
             batch.append(timed[i])
             i += 1
-        answers = policy.run_instant(t, [action for _, (_, action) in batch])
+        answers = policy.run_instant(t, [action for _, (_, action) in batch]).outcomes
         for (index, _), outcome in zip(batch, answers, strict=True):
             outcomes[index] = outcome
     run_until_idle(policy, until=until)
@@ -169,7 +188,7 @@ def timeline(policy: Policy, script: Script, *, until: int | None = None) -> lis
 
 
 # ------------------------------------------------------------------ reading
-def starts(policy: Policy, backend: str | None = None) -> list[tuple[int, str, str]]:
+def starts(policy: RecordingPolicy, backend: str | None = None) -> list[tuple[int, str, str]]:
     """(time, job, lane) of every start, in start order (optionally one backend)."""
     return [
         (e.at, e.subject.id, e.detail["lane"])

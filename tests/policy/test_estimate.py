@@ -1,4 +1,4 @@
-"""Queue position and estimated start (DESIGN.md 2.7), worked by hand."""
+"""The plan: queue position and estimated start (DESIGN.md 2.7), worked by hand."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.policy import Estimate, estimate
+from scheduler.policy import Policy, make_plan
 
 from .helpers import (
     A,
@@ -126,6 +126,11 @@ ESTIMATES: list[Any] = [
 ]
 
 
+def estimate(policy: Policy, now: int) -> dict[str, tuple[int | None, int | None]]:
+    """Every queued job's (position, estimated start) in the plan."""
+    return {uid: (e.position, e.start) for uid, e in make_plan(policy, now).entries.items()}
+
+
 def _policy(setup: dict[str, Any]) -> Any:
     options = dict(setup)
     return make_policy(*options.pop("backends", ()), **options)
@@ -140,7 +145,7 @@ def test_estimate(
 
     estimates = estimate(policy, now)
 
-    assert estimates == {job: Estimate(*pair) for job, pair in expected.items()}
+    assert estimates == expected
 
 
 @pytest.mark.parametrize(("setup", "script", "now", "expected"), ESTIMATES)
@@ -154,8 +159,8 @@ def test_estimates_equal_actual_starts_when_nothing_new_arrives(
     run_until_idle(policy)
 
     assert estimates.keys() == expected.keys()
-    for job, guess in estimates.items():
-        assert guess.start == policy.jobs[job].started_at, job
+    for job, (_, start) in estimates.items():
+        assert start == policy.jobs[job].started_at, job
 
 
 def test_estimate_leaves_the_policy_untouched() -> None:
@@ -182,7 +187,7 @@ def test_estimate_uses_modeled_time_of_job_that_runs_until_reported() -> None:
     script = [(0, submit("j1", duration=None, expected=30)), (1, submit("j2"))]
     timeline(policy, script, until=5)
 
-    assert estimate(policy, 5) == {"j2": Estimate(1, 30)}
+    assert estimate(policy, 5) == {"j2": (1, 30)}
 
 
 def test_estimate_assumes_overdue_job_ends_now() -> None:
@@ -190,4 +195,4 @@ def test_estimate_assumes_overdue_job_ends_now() -> None:
     script = [(0, submit("j1", duration=None, expected=30)), (1, submit("j2"))]
     timeline(policy, script, until=40)
 
-    assert estimate(policy, 40) == {"j2": Estimate(1, 40)}
+    assert estimate(policy, 40) == {"j2": (1, 40)}

@@ -16,7 +16,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.policy import Policy, estimate
+from scheduler.policy import Policy, make_plan
 from scheduler.policy.model import (
     CancelJob,
     CancelSession,
@@ -176,7 +176,16 @@ class Run:
                     backend, instance = self.sessions[session]
             if start and backend in BACKENDS:
                 self.sessions[session] = (backend, instance)
-            return Submit(job, instance, backend, duration, session, start, max_time, mode)
+            return Submit(
+                job=job,
+                instance=instance,
+                backend=backend,
+                duration=duration,
+                session=session,
+                start_session=start,
+                max_execution_time=max_time,
+                mode=mode,
+            )
         if kind == "create":
             _, instance, backend, max_ttl, mode = raw
             session = f"s{len(self.sessions)}"
@@ -185,7 +194,9 @@ class Run:
             else:
                 self.jobs.append(f"unused_{session}")  # keep ids fresh
                 session = f"x{len(self.jobs)}"
-            return CreateSession(session, instance, backend, max_ttl, mode)
+            return CreateSession(
+                session=session, instance=instance, backend=backend, max_ttl=max_ttl, mode=mode
+            )
         if kind in ("cancel_job", "finish_job"):
             job = self.jobs[raw[1] % len(self.jobs)] if self.jobs else "nothing"
             return CancelJob(job) if kind == "cancel_job" else FinishJob(job, raw[2])
@@ -197,7 +208,7 @@ class Run:
         return SetBackendStatus(backend, "online" if paused else "paused")
 
     def instant(self, t: int, actions: list[Any], *, check_estimates: bool) -> None:
-        outcomes = self.policy.run_instant(t, actions)
+        outcomes = self.policy.run_instant(t, actions).outcomes
         for action, outcome in zip(actions, outcomes, strict=True):
             if isinstance(action, Submit):
                 self.submissions.append((action.job, outcome))
@@ -269,15 +280,13 @@ def check_state(run: Run) -> None:
 
 def check_estimates_replay(policy: Policy, now: int) -> None:
     """Estimates equal the starts of the same state run forward with nothing new."""
-    estimates = estimate(policy, now)
+    estimates = make_plan(policy, now).entries
     future = copy.deepcopy(policy)
-    future.events = []
-    while (due := future.next_due()) is not None:
-        future.run_instant(due)
     order: dict[str, list[str]] = defaultdict(list)
-    for event in future.events:
-        if event.kind == "job_started" and event.subject.id in estimates:
-            order[event.subject.backend].append(event.subject.id)
+    while (due := future.next_due()) is not None:
+        for job in future.run_instant(due).started:
+            if job.id in estimates:
+                order[job.backend].append(job.id)
     positions = {job: rank for jobs in order.values() for rank, job in enumerate(jobs, 1)}
     for job, guess in estimates.items():
         assert guess.start == future.jobs[job].started_at, job

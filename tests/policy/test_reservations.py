@@ -184,7 +184,7 @@ def test_session_creation_warns_about_reservations_of_its_instance(
 ) -> None:
     policy = make_policy("a", "b", system_max_ttl=1000, reservations=[reservation(start, end)])
 
-    (outcome,) = policy.run_instant(100, [action])
+    (outcome,) = policy.run_instant(100, [action]).outcomes
 
     assert outcome.accepted
     assert "s" in policy.sessions
@@ -196,7 +196,7 @@ def test_joining_a_session_gives_no_warning() -> None:
     policy = make_policy(reservations=[reservation(50, 150)])
     policy.run_instant(0, [create("s", R)])
 
-    (outcome,) = policy.run_instant(60, [session_job("j1", "s", R)])
+    (outcome,) = policy.run_instant(60, [session_job("j1", "s", R)]).outcomes
 
     assert outcome.accepted
     assert outcome.warnings == ()
@@ -240,6 +240,6 @@ def test_reservations_on_two_backends_may_share_an_instant(
 def test_zero_max_ttl_warns_only_about_an_open_window(action: Any) -> None:
     policy = make_policy(reservations=[reservation(500, 600)])
 
-    (outcome,) = policy.run_instant(100, [action])
+    (outcome,) = policy.run_instant(100, [action]).outcomes
 
     assert outcome.warnings == ()

@@ -438,7 +438,7 @@ def test_refusals_are_checked_in_order(action: Any, code: str) -> None:
     )
     assert policy.sessions["closing_on_a"].state == "active"
 
-    (outcome,) = policy.run_instant(10, [action])
+    (outcome,) = policy.run_instant(10, [action]).outcomes
 
     assert (outcome.accepted, outcome.code) == (False, code)
     assert "j" not in policy.jobs
@@ -447,7 +447,7 @@ def test_refusals_are_checked_in_order(action: Any, code: str) -> None:
 def test_create_session_on_unknown_backend_is_refused() -> None:
     policy = make_policy()
 
-    (outcome,) = policy.run_instant(0, [create("s", A, "nope")])
+    (outcome,) = policy.run_instant(0, [create("s", A, "nope")]).outcomes
 
     assert (outcome.accepted, outcome.code) == (False, UNKNOWN_BACKEND)
     assert "s" not in policy.sessions
