@@ -177,6 +177,8 @@ QDASH_DECODE = {
     "MEMORY_MB": env_int("QDASH_DECODE_MEMORY_MB", 512),
     "SECONDS": env_int("QDASH_DECODE_SECONDS", 10),
 }
+# Seconds a cancel or close waits for the leader to apply it, so the answer shows it.
+QDASH_APPLY_WAIT = float(os.environ.get("QDASH_APPLY_WAIT", "2"))
 QDASH_MAX_PAYLOAD_BYTES = env_int("QDASH_MAX_PAYLOAD_BYTES", 10 * 1024 * 1024)
 QDASH_MAX_QUEUED_PER_USER = env_int("QDASH_MAX_QUEUED_PER_USER", 100)
 QDASH_JOB_DEDUPE_SECONDS = env_int("QDASH_JOB_DEDUPE_SECONDS", 0)

@@ -109,18 +109,21 @@ class ReservationAdmin(admin.ModelAdmin):
     ) -> None:
         # On a change write only the edited columns: `started` and `ended` belong to the engine.
         obj.save(update_fields=form.changed_data if change else None)
-        services.scheduler_wake(clock=clock)
+        services.reservations_changed(reservation_id=obj.pk, clock=clock)
         warning = services.reservations_bound_warning(reservation=obj, now=clock.now())
         if warning:
             self.message_user(request, warning, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: models.Reservation) -> None:
+        pk = obj.pk
         super().delete_model(request, obj)
-        services.scheduler_wake(clock=clock)
+        services.reservations_changed(reservation_id=pk, clock=clock)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        pks = list(queryset.values_list("pk", flat=True))
         super().delete_queryset(request, queryset)
-        services.scheduler_wake(clock=clock)
+        for pk in pks:
+            services.reservations_changed(reservation_id=pk, clock=clock)
 
 
 # --------------------------------------------------------------------- backends
@@ -158,6 +161,7 @@ class BackendAdmin(admin.ModelAdmin):
     ) -> None:
         # On a change write only the edited columns: status and hold belong to the engine.
         obj.save(update_fields=form.changed_data if change else None)
+        services.backends_changed(backend=obj, clock=clock)
 
     @admin.action(description="Pause", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[models.Backend]) -> None:
@@ -223,7 +227,7 @@ class InstanceAdmin(admin.ModelAdmin):
         if obj.parent is not None and obj.parent.pk is None:
             obj.parent = services.instances_ensure(path=obj.parent.path)
         super().save_model(request, obj, form, change)
-        services.scheduler_wake(clock=clock)
+        services.shares_changed(path=obj.path, clock=clock)
 
 
 # --------------------------------------------------------------------- sessions

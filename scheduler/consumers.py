@@ -127,11 +127,11 @@ def render_page(
             messages.append(fragments.timeline_message(user=user))
         return messages
     if page == "job":
-        # A queued job's position moves with anything on its backend.
+        # A queued job's place moves with every new plan; its status with its own changes.
         if change is None or uid in change["jobs"]:
             status = fragments.job_fragment(uid=uid, user=user)
-        elif change["backends"]:
-            status = fragments.job_fragment(uid=uid, user=user, backends=change["backends"])
+        elif change.get("plan"):
+            status = fragments.job_fragment(uid=uid, user=user, queued=True)
         else:
             status = None
         return [status] if status else []
@@ -139,7 +139,7 @@ def render_page(
         if change is None or uid in change["sessions"]:
             return fragments.session_fragments(uid=uid, user=user)
         return []
-    if change is None or change["jobs"]:
+    if change is None or change["jobs"] or change.get("plan"):
         return [fragments.fair_share_fragment()]
     return []
 

@@ -1,40 +1,49 @@
-"""One scheduling step against the database.
+"""The scheduler leader: one long-lived policy in memory; the database stays the truth.
 
-`step()` locks the scheduler, loads the live state into a `Policy`, lets it
-apply the actions and everything due up to the instant, and writes back what
-changed, all in one transaction. Every write of an existing row is conditional
-on the state that was loaded, so a concurrent change aborts the step instead of
-being overwritten, and a job can never be started twice.
+`Leader.step(now)` applies the inputs web processes committed since the last
+step (in the order they were committed, each at its own instant), then
+everything due up to `now`, and writes only what changed, with bulk writes, in
+one transaction. The policy is built from the database once, when the process
+becomes leader, and again only after a conflict (a row changed under it) or a
+failed step. Every write of an existing row is conditional on what the leader
+last wrote, so a job is started at most once even if two processes ever
+believed they led.
+
+A step costs what changed: the inputs read, the rows written and the events
+logged, never the length of the queue.
 """
 
 from __future__ import annotations
 
+import logging
+import time
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 from django.conf import settings as django_settings
 from django.db import connection, transaction
-from django.db.models import Max, Q, Sum
+from django.db.models import Exists, Max, OuterRef, Q, Sum
 
 from scheduler import models
-from scheduler.clock import (
-    from_ticks,
-    maybe_from_ticks,
-    span_ticks,
-    ticks_span,
-    to_ticks,
-)
-from scheduler.policy import Policy
+from scheduler.clock import from_ticks, maybe_from_ticks, span_ticks, ticks_span, to_ticks
+from scheduler.policy import Policy, lane_depths, make_plan, waiting_lane
 from scheduler.policy import model as m
 
-LOCK_KEY = 0x71DA5  # PostgreSQL advisory lock serialising scheduler steps
+log = logging.getLogger(__name__)
+LOCK_KEY = 0x71DA5  # PostgreSQL advisory lock held by each step's transaction
+INPUT_BATCH = 5_000  # inputs applied by one step at most; the rest wait for the next
+SAMPLE_SPAN = timedelta(seconds=5)  # a new queue sample row at most this often per backend
+SAMPLE_TICKS = SAMPLE_SPAN // timedelta(microseconds=1)
+LANES = (m.RESERVATION, m.SESSION, m.FAIR_SHARE)
+Kind = models.Input.Kind
 
 
 class Conflict(Exception):
-    """A row changed under the step; the step is rolled back and retried."""
+    """A row changed under the leader; the step is rolled back and the state reloaded."""
 
 
 def policy_settings() -> m.Settings:
@@ -51,66 +60,21 @@ def policy_settings() -> m.Settings:
     )
 
 
-@dataclass
-class Snapshot:
-    """The live state as loaded, with what each row looked like."""
+@dataclass(kw_only=True)
+class StepReport:
+    """What one step did."""
 
-    policy: Policy
-    backends: dict[str, models.Backend]
-    instances: dict[str, int]
-    jobs: dict[str, tuple[int, str]] = field(default_factory=dict)  # uid -> (pk, status)
-    sessions: dict[str, tuple[int, str, bool]] = field(default_factory=dict)
-
-
-@dataclass
-class StepResult:
-    outcomes: list[m.Outcome]
-    policy: Policy  # the state after the step, as written
-    events: list[m.Event]
+    instant: m.Instant  # every change, in order (the outcomes are empty: see below)
+    outcomes: list[m.Outcome]  # answers to the directly given actions, in order
+    inputs: int  # inputs applied
+    refused: int  # submissions the rules refused after their web process accepted them
+    next_due: int | None  # when a job ends or a timer fires next
+    changed: set[str]  # backends whose queue, running job or session changed
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
 # Hooks called after a step commits, with its events (live updates, wake-ups).
 after_commit: list[Callable[[list[m.Event]], None]] = []
-
-
-def step(
-    actions: Sequence[m.Action] = (),
-    *,
-    at: datetime,
-    settings: m.Settings | None = None,
-    job_fields: Mapping[str, dict[str, Any]] | None = None,
-    session_fields: Mapping[str, dict[str, Any]] | None = None,
-    attempts: int = 3,
-) -> StepResult:
-    """Apply `actions` at `at`, after everything due before it, in one transaction.
-
-    `job_fields` and `session_fields` give the extra columns (owner, program,
-    inputs) of jobs and sessions the actions create, by their id.
-    """
-    settings = settings or policy_settings()
-    for attempt in range(attempts):
-        try:
-            with transaction.atomic():
-                _lock()
-                snapshot = load(settings, to_ticks(at), _named_sessions(actions))
-                outcomes = snapshot.policy.run_instant(to_ticks(at), actions)
-                save(snapshot, job_fields or {}, session_fields or {})
-                events = list(snapshot.policy.events)
-                transaction.on_commit(partial(_notify, events))
-            return StepResult(outcomes, snapshot.policy, events)
-        except Conflict:
-            if attempt == attempts - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
-def _named_sessions(actions: Sequence[m.Action]) -> set[str]:
-    """Sessions the actions name: loaded even when closed, so refusals see them."""
-    return {
-        a.session
-        for a in actions
-        if isinstance(a, m.Submit | m.CloseSession | m.CancelSession) and a.session is not None
-    }
 
 
 def _notify(events: list[m.Event]) -> None:
@@ -125,80 +89,698 @@ def _lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
 
 
-# ----------------------------------------------------------------------- load
-def load(settings: m.Settings, now: int, named_sessions: Iterable[str] = ()) -> Snapshot:
-    """Build a policy from the rows that can still change."""
-    policy = Policy(settings, record=True)
-    backends = {b.name: b for b in models.Backend.objects.all()}
-    for b in backends.values():
-        policy.add_backend(m.Backend(b.name, b.status, span_ticks(b.max_runtime)))
-    for r in models.Reservation.objects.filter(ended=False).select_related("backend", "instance"):
-        policy.add_reservation(
-            m.Reservation(
-                str(r.pk),
-                r.backend.name,
-                r.instance.path,
-                to_ticks(r.start),
-                to_ticks(r.end),
-                r.exclusive,
-                r.started,
-                r.ended,
+@dataclass
+class _Sample:
+    """The newest queue sample of a backend, as written."""
+
+    pk: int | None = None
+    at: int = 0
+    depths: tuple[int, int, int] = (0, 0, 0)
+    entered: list[int] = field(default_factory=lambda: [0, 0, 0])
+    started: list[int] = field(default_factory=lambda: [0, 0, 0])
+
+
+class Leader:
+    """The scheduler leader's memory: the policy, and the rows as it last wrote them."""
+
+    def __init__(self, *, settings: m.Settings | None = None) -> None:
+        self.settings = settings or policy_settings()
+        self.policy: Policy | None = None
+        self.jobs: dict[str, tuple[int, str]] = {}  # uid -> (pk, status written)
+        self.sessions: dict[str, tuple[int, str, bool]] = {}  # uid -> (pk, state, accepting)
+        self.backends: dict[str, int] = {}  # name -> pk
+        self.instances: dict[str, int] = {}  # path -> pk
+        self.samples: dict[str, _Sample] = {}
+        self.loads = 0  # full loads so far (the first, then one per conflict or failure)
+
+    # ------------------------------------------------------------------- step
+    def step(
+        self,
+        now: int,
+        timed: Sequence[tuple[int, Sequence[m.Action]]] = (),
+        *,
+        job_fields: Mapping[str, dict[str, Any]] | None = None,
+        session_fields: Mapping[str, dict[str, Any]] | None = None,
+        attempts: int = 3,
+    ) -> StepReport:
+        """Apply the committed inputs, then `timed` batches of actions at their instants,
+        then everything due up to `now`, and write the changes in one transaction.
+
+        `job_fields` and `session_fields` give the columns (owner, program, inputs)
+        of jobs and sessions that actions in `timed` create, by their id.
+        """
+        for attempt in range(attempts):
+            try:
+                return self._attempt(now, timed, job_fields or {}, session_fields or {})
+            except Conflict:
+                log.warning("scheduler step conflicted; reloading the state")
+                self.policy = None
+                if attempt == attempts - 1:
+                    raise
+            except BaseException:
+                self.policy = None  # memory may be ahead of the rolled-back database
+                raise
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self,
+        now: int,
+        timed: Sequence[tuple[int, Sequence[m.Action]]],
+        job_fields: Mapping[str, dict[str, Any]],
+        session_fields: Mapping[str, dict[str, Any]],
+    ) -> StepReport:
+        phases: dict[str, float] = {}
+        clock = time.perf_counter()
+        with transaction.atomic():
+            _lock()
+            if self.policy is None:
+                self.load(now)
+                phases["load"] = time.perf_counter() - clock
+            policy = self.policy
+            assert policy is not None
+            merged = m.Instant()
+            rows = self._read_inputs(policy)
+            refused = self._apply_inputs(policy, rows, now, merged)
+            outcomes: list[m.Outcome] = []
+            self._recall_sessions(policy, _named_sessions(timed))
+            for t, actions in timed:
+                instant = policy.run_instant(max(t, policy.now or t), actions)
+                merged.extend(instant)
+                outcomes += instant.outcomes
+            if policy.now is None or policy.now < now:
+                merged.extend(policy.run_instant(now))
+            phases["apply"] = time.perf_counter() - clock - sum(phases.values())
+            changed = self._save(merged, refused, job_fields, session_fields, now)
+            if rows:
+                models.Input.objects.filter(pk__in=[row.pk for row, _ in rows]).delete()
+            transaction.on_commit(partial(_notify, list(merged.events)))
+            phases["write"] = time.perf_counter() - clock - sum(phases.values())
+        self._forget(merged)
+        return StepReport(
+            instant=merged,
+            outcomes=outcomes,
+            inputs=len(rows),
+            refused=len(refused),
+            next_due=policy.next_due(),
+            changed=changed,
+            phases=phases,
+        )
+
+    def next_due(self) -> int | None:
+        return None if self.policy is None else self.policy.next_due()
+
+    # ----------------------------------------------------------------- inputs
+    def _read_inputs(self, policy: Policy) -> list[tuple[models.Input, m.Action | None]]:
+        rows = list(
+            models.Input.objects.select_related(
+                "job__backend",
+                "job__instance",
+                "job__session",
+                "session__backend",
+                "session__instance",
             )
+            .defer("job__params", "job__result")
+            .order_by("id")[:INPUT_BATCH]
         )
-    instances = dict(models.Instance.objects.values_list("path", "pk"))
-    for path, share in models.Instance.objects.exclude(share=1.0).values_list("path", "share"):
-        policy.set_share(path, share)
-    policy.usage.load(
-        (to_ticks(row["last"]), row["instance__path"], row["total"])
-        for row in models.UsageCharge.objects.filter(
-            ended_at__gt=from_ticks(now - settings.usage_window)
+        named = {row.target for row in rows if row.kind in SESSION_KINDS}
+        named |= {row.job.session.uid for row in rows if row.job and row.job.session}
+        self._recall_sessions(policy, named)
+        backends = [row.job.backend for row in rows if row.job is not None]
+        backends += [row.session.backend for row in rows if row.session is not None]
+        statuses = {row.target for row in rows if row.kind == Kind.BACKEND_STATUS}
+        if statuses - set(policy.backends):
+            backends += models.Backend.objects.filter(name__in=statuses - set(policy.backends))
+        self._recall_backends(policy, backends)
+        return [(row, self._action(row)) for row in rows]
+
+    def _recall_backends(self, policy: Policy, rows: Iterable[models.Backend]) -> None:
+        """Backends an input names that were added without telling the leader."""
+        for row in rows:
+            if row.name not in policy.backends:
+                policy.add_backend(
+                    m.Backend(
+                        name=row.name, status=row.status, max_runtime=span_ticks(row.max_runtime)
+                    )
+                )
+                self.backends[row.name] = row.pk
+
+    def _recall_sessions(self, policy: Policy, uids: Iterable[str]) -> None:
+        """Closed sessions the policy forgot, back in memory: an input names them."""
+        missing = [uid for uid in uids if uid not in policy.sessions]
+        if not missing:
+            return
+        rows = models.Session.objects.filter(uid__in=missing, state=m.CLOSED).select_related(
+            "backend", "instance"
         )
-        .values("instance__path")
-        .annotate(total=Sum("microseconds"), last=Max("ended_at"))
-    )
-    snapshot = Snapshot(policy, backends, instances)
-    job_rows = list(
-        models.Job.objects.filter(status__in=[m.QUEUED, m.RUNNING])
-        .select_related("backend", "instance")
-        .only(*JOB_COLUMNS)  # never the inputs or results
-    )
-    # Sessions that can still change, those of running jobs (maybe closed already), and
-    # those the actions name (a refusal needs to see a closed one).
-    running_sessions = [r.session_id for r in job_rows if r.status == m.RUNNING and r.session_id]
-    sessions = {}
-    for row in models.Session.objects.filter(
-        ~Q(state=models.Session.State.CLOSED)
-        | Q(pk__in=running_sessions)
-        | Q(uid__in=list(named_sessions))
-    ).select_related("backend", "instance"):
-        sessions[row.pk] = _session_from_row(row)
-        snapshot.sessions[row.uid] = (row.pk, row.state, row.accepting_jobs)
-    jobs = []
-    for job_row in job_rows:
-        jobs.append(job_from_row(job_row, sessions.get(job_row.session_id or 0)))
-        snapshot.jobs[job_row.uid] = (job_row.pk, job_row.status)
-    holds = {
-        b.name: (sessions[b.hold_session_id].id, to_ticks(b.hold_since))
-        for b in backends.values()
-        if b.hold_session_id is not None
-        and b.hold_since is not None
-        and b.hold_session_id in sessions
+        sessions = [session_from_row(row) for row in rows]
+        policy.restore(sessions, [])
+        for row in rows:
+            self.sessions[row.uid] = (row.pk, row.state, row.accepting_jobs)
+
+    def _action(self, row: models.Input) -> m.Action | None:
+        job, session = row.job, row.session
+        if row.kind == Kind.SUBMIT and job is not None:
+            return m.Submit(
+                job=job.uid,
+                instance=job.instance.path,
+                backend=job.backend.name,
+                duration=span_ticks(job.duration),
+                session=job.session.uid if job.session else None,
+                start_session=session is not None,
+                max_execution_time=span_ticks(job.max_execution_time),
+                mode=session.mode if session is not None else m.DEDICATED,
+                expected=span_ticks(job.expected_duration),
+            )
+        if row.kind == Kind.CREATE_SESSION and session is not None:
+            return m.CreateSession(
+                session=session.uid,
+                instance=session.instance.path,
+                backend=session.backend.name,
+                max_ttl=row.detail.get("max_ttl"),
+                mode=session.mode,
+            )
+        if row.kind == Kind.CANCEL_JOB and job is not None:
+            return m.CancelJob(job.uid)
+        if row.kind == Kind.FINISH_JOB and job is not None:
+            return m.FinishJob(
+                job.uid, row.detail.get("status", m.COMPLETED), row.detail.get("error")
+            )
+        if row.kind == Kind.CLOSE_SESSION:
+            return m.CloseSession(row.target)
+        if row.kind == Kind.CANCEL_SESSION:
+            return m.CancelSession(row.target)
+        if row.kind == Kind.BACKEND_STATUS:
+            return m.SetBackendStatus(row.target, row.detail["status"])
+        if row.kind == Kind.BACKEND:
+            return self._backend_action(row.target)
+        if row.kind == Kind.RESERVATION:
+            return _reservation_action(row.target)
+        if row.kind == Kind.SHARE:
+            share = (
+                models.Instance.objects.filter(path=row.target)
+                .values_list("share", flat=True)
+                .first()
+            )
+            return m.SetShare(row.target, 1.0 if share is None else share)
+        return None  # its job or session was deleted since
+
+    def _backend_action(self, name: str) -> m.Action | None:
+        row = models.Backend.objects.filter(name=name).first()
+        if row is None:
+            return None
+        self.backends[name] = row.pk
+        return m.PutBackend(name, span_ticks(row.max_runtime), row.status)
+
+    def _apply_inputs(
+        self,
+        policy: Policy,
+        rows: list[tuple[models.Input, m.Action | None]],
+        now: int,
+        merged: m.Instant,
+    ) -> list[tuple[models.Job, int, str]]:
+        """Apply inputs in order, those of one instant together; returns the refused
+        submissions (their job, when, why)."""
+        refused = []
+        i = 0
+        while i < len(rows):
+            at = min(max(to_ticks(rows[i][0].at), policy.now or 0), now)
+            batch = []
+            while i < len(rows) and min(max(to_ticks(rows[i][0].at), policy.now or 0), now) == at:
+                batch.append(rows[i])
+                i += 1
+            for row, _ in batch:  # rows the web process wrote with the input
+                if row.kind == Kind.SUBMIT and row.job is not None:
+                    self.jobs[row.job.uid] = (row.job.pk, m.QUEUED)
+                if row.session is not None:
+                    self.sessions[row.session.uid] = (row.session.pk, m.OPEN, True)
+            actions = [action for _, action in batch if action is not None]
+            instant = policy.run_instant(at, actions)
+            merged.extend(instant)
+            answered = iter(instant.outcomes)
+            for row, action in batch:
+                if action is None:
+                    continue
+                outcome = next(answered)
+                if isinstance(action, m.Submit) and not outcome.accepted:
+                    assert row.job is not None
+                    refused.append((row.job, at, outcome.code or m.SESSION_CLOSED))
+                    self.jobs.pop(row.job.uid, None)
+        return refused
+
+    # ------------------------------------------------------------------- load
+    def load(self, now: int) -> None:
+        """Build the policy from the rows that can still change (not the inputs pending)."""
+        settings = self.settings
+        policy = Policy(settings)
+        self.jobs, self.sessions = {}, {}
+        backends = list(models.Backend.objects.all())
+        self.backends = {b.name: b.pk for b in backends}
+        for b in backends:
+            policy.add_backend(
+                m.Backend(name=b.name, status=b.status, max_runtime=span_ticks(b.max_runtime))
+            )
+        for r in models.Reservation.objects.filter(ended=False).select_related(
+            "backend", "instance"
+        ):
+            policy.add_reservation(reservation_of(r))
+        self.instances = dict(models.Instance.objects.values_list("path", "pk"))
+        for path, share in models.Instance.objects.exclude(share=1.0).values_list("path", "share"):
+            policy.set_share(path, share)
+        policy.usage.load(
+            (to_ticks(row["last"]), row["instance__path"], row["total"])
+            for row in models.UsageCharge.objects.filter(
+                ended_at__gt=from_ticks(now - settings.usage_window)
+            )
+            .values("instance__path")
+            .annotate(total=Sum("microseconds"), last=Max("ended_at"))
+        )
+        pending = models.Input.objects.filter(kind__in=[Kind.SUBMIT, Kind.CREATE_SESSION])
+        job_rows = list(
+            models.Job.objects.filter(status__in=[m.QUEUED, m.RUNNING])
+            .exclude(Exists(pending.filter(job=OuterRef("pk"))))
+            .select_related("backend", "instance")
+            .only(*JOB_COLUMNS)  # never the inputs or results
+        )
+        running_sessions = [
+            r.session_id for r in job_rows if r.status == m.RUNNING and r.session_id
+        ]
+        sessions: dict[int, m.Session] = {}
+        for session_row in (
+            models.Session.objects.filter(
+                ~Q(state=models.Session.State.CLOSED) | Q(pk__in=running_sessions)
+            )
+            .exclude(Exists(pending.filter(session=OuterRef("pk"))))
+            .select_related("backend", "instance")
+        ):
+            sessions[session_row.pk] = session_from_row(session_row)
+            self.sessions[session_row.uid] = (
+                session_row.pk,
+                session_row.state,
+                session_row.accepting_jobs,
+            )
+        jobs = []
+        for row in job_rows:
+            jobs.append(job_from_row(row, sessions.get(row.session_id or 0)))
+            self.jobs[row.uid] = (row.pk, row.status)
+        holds = {
+            b.name: (sessions[b.hold_session_id].id, to_ticks(b.hold_since))
+            for b in backends
+            if b.hold_session_id in sessions and b.hold_since is not None
+        }
+        policy.restore(sessions.values(), jobs, holds)
+        self._load_samples()
+        self.policy = policy
+        self.loads += 1
+
+    def _load_samples(self) -> None:
+        self.samples = {}
+        names = {pk: name for name, pk in self.backends.items()}
+        latest = models.QueueSample.objects.filter(
+            pk__in=models.QueueSample.objects.values("backend")
+            .annotate(last=Max("pk"))
+            .values("last")
+        )
+        for row in latest:
+            self.samples[names[row.backend_id]] = _Sample(
+                pk=row.pk,
+                at=to_ticks(row.at),
+                depths=(row.reservation, row.session, row.fair_share),
+                entered=[row.entered_reservation, row.entered_session, row.entered_fair_share],
+                started=[row.started_reservation, row.started_session, row.started_fair_share],
+            )
+
+    # ------------------------------------------------------------------- save
+    def _save(
+        self,
+        instant: m.Instant,
+        refused: list[tuple[models.Job, int, str]],
+        job_fields: Mapping[str, dict[str, Any]],
+        session_fields: Mapping[str, dict[str, Any]],
+        now: int,
+    ) -> set[str]:
+        """Write every entity the events name, the refusals, the charges, the log and
+        the queue samples. Returns the backends that changed."""
+        touched: dict[type, dict[Any, None]] = {
+            kind: {} for kind in (m.Job, m.Session, m.Backend, m.Reservation)
+        }
+        for event in instant.events:
+            touched[type(event.subject)][event.subject] = None
+        self._save_sessions(list(touched[m.Session]), session_fields)
+        self._save_jobs(list(touched[m.Job]), job_fields)
+        backends = dict(touched[m.Backend])
+        backends.update(
+            (e.subject, None) for e in instant.events if e.kind in ("hold_started", "hold_ended")
+        )
+        self._save_backends(list(backends))
+        self._save_reservations(list(touched[m.Reservation]))
+        self._save_refused(refused)
+        self._save_charges(instant.charges)
+        self._save_log(instant.events, refused)
+        changed = {job.backend for job in touched[m.Job]}
+        changed |= {session.backend for session in touched[m.Session]}
+        changed |= {backend.name for backend in backends}
+        changed |= {reservation.backend for reservation in touched[m.Reservation]}
+        changed |= {job.backend.name for job, _, _ in refused}
+        self._save_samples(instant.events, changed, now)
+        return changed
+
+    def _save_sessions(
+        self, sessions: list[m.Session], extra: Mapping[str, dict[str, Any]]
+    ) -> None:
+        new = [s for s in sessions if s.id not in self.sessions]
+        created = {s.id for s in new}
+        rows = models.Session.objects.bulk_create(
+            [
+                models.Session(
+                    uid=s.id,
+                    backend_id=self.backends[s.backend],
+                    instance_id=self._instance_pk(s.instance),
+                    mode=s.mode,
+                    interactive_ttl=ticks_span(s.interactive_ttl),
+                    **_session_columns(s),
+                    **extra.get(s.id, {}),
+                )
+                for s in new
+            ]
+        )
+        for session, row in zip(new, rows, strict=True):
+            self.sessions[session.id] = (row.pk, session.state, session.accepting_jobs)
+        groups: dict[tuple[str, bool], list[m.Session]] = defaultdict(list)
+        for s in sessions:
+            if s.id not in created:
+                _, state, accepting = self.sessions[s.id]
+                groups[state, accepting].append(s)
+        for (state, accepting), group in groups.items():
+            objs = [models.Session(pk=self.sessions[s.id][0], **_session_columns(s)) for s in group]
+            written = models.Session.objects.filter(
+                state=state, accepting_jobs=accepting
+            ).bulk_update(objs, SESSION_FIELDS)
+            if written != len(objs):
+                raise Conflict(f"{len(objs) - written} session(s) changed under the leader")
+            for s in group:
+                self.sessions[s.id] = (self.sessions[s.id][0], s.state, s.accepting_jobs)
+
+    def _save_jobs(self, jobs: list[m.Job], extra: Mapping[str, dict[str, Any]]) -> None:
+        new = [j for j in jobs if j.id not in self.jobs]
+        created = {j.id for j in new}
+        rows = models.Job.objects.bulk_create(
+            [
+                models.Job(
+                    uid=j.id,
+                    backend_id=self.backends[j.backend],
+                    instance_id=self._instance_pk(j.instance),
+                    session_id=self.sessions[j.session.id][0] if j.session is not None else None,
+                    duration=ticks_span(j.duration),
+                    expected_duration=ticks_span(j.expected),
+                    max_execution_time=ticks_span(j.max_execution_time),
+                    **_job_columns(j),
+                    **extra.get(j.id, {}),
+                )
+                for j in new
+            ]
+        )
+        for job, row in zip(new, rows, strict=True):
+            self.jobs[job.id] = (row.pk, job.status)
+        groups: dict[str, list[m.Job]] = defaultdict(list)
+        for j in jobs:
+            if j.id not in created:
+                groups[self.jobs[j.id][1]].append(j)
+        for status, group in groups.items():
+            objs = [models.Job(pk=self.jobs[j.id][0], **_job_columns(j)) for j in group]
+            written = models.Job.objects.filter(status=status).bulk_update(objs, JOB_FIELDS)
+            if written != len(objs):
+                raise Conflict(f"{len(objs) - written} job(s) changed under the leader")
+        for j in jobs:
+            self.jobs[j.id] = (self.jobs[j.id][0], j.status)
+
+    def _save_backends(self, backends: list[m.Backend]) -> None:
+        if backends:
+            models.Backend.objects.bulk_update(
+                [
+                    models.Backend(
+                        pk=self.backends[b.name],
+                        status=b.status,
+                        hold_session_id=self.sessions[b.hold_session.id][0]
+                        if b.hold_session
+                        else None,
+                        hold_since=maybe_from_ticks(b.hold_since),
+                    )
+                    for b in backends
+                ],
+                ["status", "hold_session", "hold_since"],
+            )
+
+    def _save_reservations(self, reservations: list[m.Reservation]) -> None:
+        if reservations:  # rows an operator deleted meanwhile are simply not there
+            models.Reservation.objects.bulk_update(
+                [
+                    models.Reservation(pk=int(r.id), started=r.started, ended=r.ended)
+                    for r in reservations
+                    if not r.removed
+                ],
+                ["started", "ended"],
+            )
+
+    def _save_refused(self, refused: list[tuple[models.Job, int, str]]) -> None:
+        """A submission its web process accepted but the rules refuse (it raced a
+        closing session) fails clearly, with the refusal's code."""
+        for job, at, code in refused:
+            written = models.Job.objects.filter(pk=job.pk, status=m.QUEUED).update(
+                status=m.FAILED, error=code, ended_at=from_ticks(at)
+            )
+            if written != 1:
+                raise Conflict(f"job {job.uid} changed under the leader")
+
+    def _save_charges(self, charges: list[m.Charge]) -> None:
+        models.UsageCharge.objects.bulk_create(
+            [
+                models.UsageCharge(
+                    instance_id=self._instance_pk(c.instance),
+                    kind=models.UsageCharge.Kind.RUN
+                    if isinstance(c.source, m.Job)
+                    else models.UsageCharge.Kind.HOLD,
+                    microseconds=c.amount,
+                    ended_at=from_ticks(c.end),
+                    job_id=self.jobs[c.source.id][0] if isinstance(c.source, m.Job) else None,
+                    session_id=self.sessions[c.source.id][0]
+                    if isinstance(c.source, m.Session)
+                    else None,
+                )
+                for c in charges
+            ]
+        )
+
+    def _save_log(
+        self, events: Sequence[m.Event], refused: list[tuple[models.Job, int, str]]
+    ) -> None:
+        rows = []
+        for event in events:
+            subject = event.subject
+            row = models.Event(at=from_ticks(event.at), kind=event.kind, detail=event.detail)
+            if isinstance(subject, m.Job):
+                row.job_id = self.jobs[subject.id][0]
+                if subject.session is not None:
+                    row.session_id = self.sessions[subject.session.id][0]
+                row.backend_id = self.backends[subject.backend]
+            elif isinstance(subject, m.Session):
+                row.session_id = self.sessions[subject.id][0]
+                row.backend_id = self.backends[subject.backend]
+            elif isinstance(subject, m.Backend):
+                row.backend_id = self.backends[subject.name]
+            elif isinstance(subject, m.Reservation):
+                row.reservation_id = None if subject.removed else int(subject.id)
+                row.backend_id = self.backends[subject.backend]
+            rows.append(row)
+        for job, at, code in refused:
+            rows.append(
+                models.Event(
+                    at=from_ticks(at),
+                    kind="job_refused",
+                    detail={"error": code},
+                    job_id=job.pk,
+                    session_id=job.session_id,
+                    backend_id=job.backend_id,
+                )
+            )
+        models.Event.objects.bulk_create(rows)
+
+    def _save_samples(self, events: Sequence[m.Event], changed: set[str], now: int) -> None:
+        """Each changed backend's lanes: the newest sample updated, or a new one when
+        the newest is older than SAMPLE_SPAN."""
+        policy = self.policy
+        assert policy is not None
+        for event in events:
+            if event.kind not in ("job_submitted", "job_started"):
+                continue
+            job = event.subject
+            sample = self.samples.setdefault(job.backend, _Sample())
+            if event.kind == "job_started":
+                sample.started[LANES.index(event.detail["lane"])] += 1
+            else:
+                lane = job.lane or waiting_lane(policy.backends[job.backend], job)
+                sample.entered[LANES.index(lane)] += 1
+        new, updated = [], []
+        for name in sorted(changed):
+            if name not in policy.backends:
+                continue
+            sample = self.samples.setdefault(name, _Sample())
+            depths = lane_depths(policy, name)
+            sample.depths = (depths[m.RESERVATION], depths[m.SESSION], depths[m.FAIR_SHARE])
+            row = models.QueueSample(
+                pk=sample.pk,
+                backend_id=self.backends[name],
+                at=from_ticks(now),
+                reservation=sample.depths[0],
+                session=sample.depths[1],
+                fair_share=sample.depths[2],
+                entered_reservation=sample.entered[0],
+                entered_session=sample.entered[1],
+                entered_fair_share=sample.entered[2],
+                started_reservation=sample.started[0],
+                started_session=sample.started[1],
+                started_fair_share=sample.started[2],
+            )
+            if sample.pk is None or now - sample.at >= SAMPLE_TICKS:
+                row.pk = None
+                new.append((sample, row))
+                sample.at = now
+            else:
+                updated.append(row)
+        for (sample, _), row in zip(
+            new, models.QueueSample.objects.bulk_create([row for _, row in new]), strict=True
+        ):
+            sample.pk = row.pk
+        if updated:
+            models.QueueSample.objects.bulk_update(updated, SAMPLE_FIELDS)
+
+    def _forget(self, instant: m.Instant) -> None:
+        """Drop what ended from memory, now that it is written."""
+        policy = self.policy
+        assert policy is not None
+        jobs = [e.subject for e in instant.events if isinstance(e.subject, m.Job)]
+        sessions = [e.subject for e in instant.events if isinstance(e.subject, m.Session)]
+        sessions += [job.session for job in jobs if job.session is not None]
+        policy.forget(jobs, sessions)
+        for job in jobs:
+            if job.status in m.FINAL_STATES:
+                self.jobs.pop(job.id, None)
+        for session in sessions:
+            if session.id not in policy.sessions:
+                self.sessions.pop(session.id, None)
+
+    def _instance_pk(self, path: str) -> int:
+        pk = self.instances.get(path)
+        if pk is None:
+            pk = self.instances[path] = instances_ensure(path=path).pk
+        return pk
+
+
+SESSION_KINDS = (Kind.CLOSE_SESSION, Kind.CANCEL_SESSION)
+
+
+def _named_sessions(timed: Sequence[tuple[int, Sequence[m.Action]]]) -> set[str]:
+    """Existing sessions the actions name (a refusal must see a closed one as closed)."""
+    named: set[str] = set()
+    for _, actions in timed:
+        for a in actions:
+            joins = isinstance(a, m.Submit) and not a.start_session
+            if joins or isinstance(a, m.CloseSession | m.CancelSession):
+                session = getattr(a, "session", None)
+                if session is not None:
+                    named.add(session)
+    return named
+
+
+SESSION_FIELDS = [
+    "state",
+    "accepting_jobs",
+    "created_at",
+    "max_ttl",
+    "ttl_deadline",
+    "interactive_deadline",
+    "open_deadline",
+    "bound_reservation",
+    "closed_reason",
+]
+JOB_FIELDS = ["status", "lane", "error", "submitted_at", "started_at", "ended_at", "runtime_limit"]
+SAMPLE_FIELDS = [
+    "at",
+    "reservation",
+    "session",
+    "fair_share",
+    "entered_reservation",
+    "entered_session",
+    "entered_fair_share",
+    "started_reservation",
+    "started_session",
+    "started_fair_share",
+]
+
+
+def _session_columns(session: m.Session) -> dict[str, Any]:
+    return {
+        "state": session.state,
+        "accepting_jobs": session.accepting_jobs,
+        "created_at": from_ticks(session.created_at),
+        "max_ttl": ticks_span(session.max_ttl),
+        "ttl_deadline": maybe_from_ticks(session.ttl_deadline),
+        "interactive_deadline": maybe_from_ticks(session.interactive_deadline),
+        "open_deadline": maybe_from_ticks(session.open_deadline),
+        "bound_reservation_id": int(session.bound_reservation)
+        if session.bound_reservation
+        else None,
+        "closed_reason": session.closed_reason or "",
     }
-    policy.restore(sessions.values(), jobs, holds)
-    return snapshot
 
 
-def _session_from_row(row: models.Session) -> m.Session:
+def _job_columns(job: m.Job) -> dict[str, Any]:
+    return {
+        "status": job.status,
+        "lane": job.lane or "",
+        "error": job.error or "",
+        "submitted_at": from_ticks(job.submitted_at),
+        "started_at": maybe_from_ticks(job.started_at),
+        "ended_at": maybe_from_ticks(job.ended_at),
+        "runtime_limit": ticks_span(job.limit),
+    }
+
+
+def reservation_of(row: models.Reservation) -> m.Reservation:
+    """The policy's view of a stored reservation."""
+    return m.Reservation(
+        id=str(row.pk),
+        backend=row.backend.name,
+        instance=row.instance.path,
+        start=to_ticks(row.start),
+        end=to_ticks(row.end),
+        exclusive=row.exclusive,
+        started=row.started,
+        ended=row.ended,
+    )
+
+
+def _reservation_action(target: str) -> m.Action:
+    row = models.Reservation.objects.filter(pk=int(target)).select_related("backend", "instance")
+    found = row.first()
+    if found is None:
+        return m.RemoveReservation(target)
+    r = reservation_of(found)
+    return m.PutReservation(r.backend, r.instance, r.id, r.start, r.end, r.exclusive)
+
+
+# ------------------------------------------------------------- rows to rules
+def session_from_row(row: models.Session) -> m.Session:
+    """The policy's view of a stored session."""
     return m.Session(
-        row.uid,
-        row.backend.name,
-        row.instance.path,
-        to_ticks(row.created_at),
-        row.pk,
-        span_ticks(row.interactive_ttl) or 0,
-        row.mode,
-        row.state,
-        row.accepting_jobs,
+        id=row.uid,
+        backend=row.backend.name,
+        instance=row.instance.path,
+        created_at=to_ticks(row.created_at),
+        seq=row.pk,
+        interactive_ttl=span_ticks(row.interactive_ttl) or 0,
+        mode=row.mode,
+        state=row.state,
+        accepting_jobs=row.accepting_jobs,
         max_ttl=span_ticks(row.max_ttl),
         ttl_deadline=_ticks(row.ttl_deadline),
         interactive_deadline=_ticks(row.interactive_deadline),
@@ -229,20 +811,20 @@ JOB_COLUMNS = (
 def job_from_row(row: models.Job, session: m.Session | None) -> m.Job:
     """The policy's view of a stored job."""
     job = m.Job(
-        row.uid,
-        row.instance.path,
-        row.backend.name,
-        to_ticks(row.submitted_at),
-        row.pk,
-        span_ticks(row.duration),
-        span_ticks(row.max_execution_time),
-        session,
-        row.status,
-        row.lane or None,
-        _ticks(row.started_at),
-        _ticks(row.ended_at),
-        row.error or None,
-        span_ticks(row.runtime_limit),
+        id=row.uid,
+        instance=row.instance.path,
+        backend=row.backend.name,
+        submitted_at=to_ticks(row.submitted_at),
+        seq=row.pk,
+        duration=span_ticks(row.duration),
+        max_execution_time=span_ticks(row.max_execution_time),
+        session=session,
+        status=row.status,
+        lane=row.lane or None,
+        started_at=_ticks(row.started_at),
+        ended_at=_ticks(row.ended_at),
+        error=row.error or None,
+        limit=span_ticks(row.runtime_limit),
     )
     job.expected = span_ticks(row.expected_duration)
     return job
@@ -250,128 +832,6 @@ def job_from_row(row: models.Job, session: m.Session | None) -> m.Job:
 
 def _ticks(moment: datetime | None) -> int | None:
     return None if moment is None else to_ticks(moment)
-
-
-# ----------------------------------------------------------------------- save
-def save(
-    snapshot: Snapshot,
-    job_fields: Mapping[str, dict[str, Any]],
-    session_fields: Mapping[str, dict[str, Any]],
-) -> None:
-    """Write back every entity the step's events name, then the charges and the log."""
-    events = snapshot.policy.events
-    touched: dict[type, dict[Any, None]] = {
-        kind: {} for kind in (m.Job, m.Session, m.Backend, m.Reservation)
-    }
-    for event in events:
-        touched[type(event.subject)][event.subject] = None
-    session_pks = {uid: pk for uid, (pk, _, _) in snapshot.sessions.items()}
-    for session in touched[m.Session]:
-        session_pks[session.id] = _save_session(snapshot, session, session_fields)
-    job_pks = {uid: pk for uid, (pk, _) in snapshot.jobs.items()}
-    for job in touched[m.Job]:
-        job_pks[job.id] = _save_job(snapshot, job, session_pks, job_fields)
-    for backend in touched[m.Backend] | {b: None for b in _hold_changes(events)}:
-        models.Backend.objects.filter(name=backend.name).update(
-            status=backend.status,
-            hold_session_id=session_pks[backend.hold_session.id] if backend.hold_session else None,
-            hold_since=maybe_from_ticks(backend.hold_since),
-        )
-    for reservation in touched[m.Reservation]:
-        models.Reservation.objects.filter(pk=int(reservation.id)).update(
-            started=reservation.started, ended=reservation.ended
-        )
-    _save_charges(snapshot, job_pks, session_pks)
-    _save_log(snapshot, events, job_pks, session_pks)
-
-
-def _hold_changes(events: Iterable[m.Event]) -> list[m.Backend]:
-    return [e.subject for e in events if e.kind in ("hold_started", "hold_ended")]
-
-
-def _session_columns(session: m.Session) -> dict[str, Any]:
-    return {
-        "state": session.state,
-        "accepting_jobs": session.accepting_jobs,
-        "max_ttl": ticks_span(session.max_ttl),
-        "ttl_deadline": maybe_from_ticks(session.ttl_deadline),
-        "interactive_deadline": maybe_from_ticks(session.interactive_deadline),
-        "open_deadline": maybe_from_ticks(session.open_deadline),
-        "bound_reservation_id": int(session.bound_reservation)
-        if session.bound_reservation
-        else None,
-        "closed_reason": session.closed_reason or "",
-    }
-
-
-def _save_session(
-    snapshot: Snapshot, session: m.Session, extra: Mapping[str, dict[str, Any]]
-) -> int:
-    loaded = snapshot.sessions.get(session.id)
-    if loaded is None:
-        row = models.Session.objects.create(
-            uid=session.id,
-            backend=snapshot.backends[session.backend],
-            instance_id=_instance_pk(snapshot, session.instance),
-            mode=session.mode,
-            created_at=from_ticks(session.created_at),
-            interactive_ttl=ticks_span(session.interactive_ttl),
-            **_session_columns(session),
-            **extra.get(session.id, {}),
-        )
-        return row.pk
-    pk, state, accepting = loaded
-    changed = models.Session.objects.filter(pk=pk, state=state, accepting_jobs=accepting).update(
-        **_session_columns(session)
-    )
-    if changed != 1:
-        raise Conflict(f"session {session.id} changed")
-    return pk
-
-
-def _job_columns(job: m.Job) -> dict[str, Any]:
-    return {
-        "status": job.status,
-        "lane": job.lane or "",
-        "error": job.error or "",
-        "started_at": maybe_from_ticks(job.started_at),
-        "ended_at": maybe_from_ticks(job.ended_at),
-        "runtime_limit": ticks_span(job.limit),
-    }
-
-
-def _save_job(
-    snapshot: Snapshot,
-    job: m.Job,
-    session_pks: Mapping[str, int],
-    extra: Mapping[str, dict[str, Any]],
-) -> int:
-    loaded = snapshot.jobs.get(job.id)
-    if loaded is None:
-        row = models.Job.objects.create(
-            uid=job.id,
-            backend=snapshot.backends[job.backend],
-            instance_id=_instance_pk(snapshot, job.instance),
-            session_id=session_pks[job.session.id] if job.session is not None else None,
-            submitted_at=from_ticks(job.submitted_at),
-            duration=ticks_span(job.duration),
-            expected_duration=ticks_span(job.expected),
-            max_execution_time=ticks_span(job.max_execution_time),
-            **_job_columns(job),
-            **extra.get(job.id, {}),
-        )
-        return row.pk
-    pk, status = loaded
-    if models.Job.objects.filter(pk=pk, status=status).update(**_job_columns(job)) != 1:
-        raise Conflict(f"job {job.id} changed")
-    return pk
-
-
-def _instance_pk(snapshot: Snapshot, path: str) -> int:
-    pk = snapshot.instances.get(path)
-    if pk is None:
-        pk = snapshot.instances[path] = instances_ensure(path=path).pk
-    return pk
 
 
 def instances_ensure(*, path: str) -> models.Instance:
@@ -388,49 +848,28 @@ def instances_ensure(*, path: str) -> models.Instance:
     return node
 
 
-def _save_charges(
-    snapshot: Snapshot, job_pks: Mapping[str, int], session_pks: Mapping[str, int]
-) -> None:
-    new = snapshot.policy.usage.new or []
-    models.UsageCharge.objects.bulk_create(
-        [
-            models.UsageCharge(
-                instance_id=_instance_pk(snapshot, instance),
-                kind=models.UsageCharge.Kind.RUN
-                if isinstance(source, m.Job)
-                else models.UsageCharge.Kind.HOLD,
-                microseconds=amount,
-                ended_at=from_ticks(end),
-                job_id=job_pks.get(source.id) if isinstance(source, m.Job) else None,
-                session_id=session_pks.get(source.id) if isinstance(source, m.Session) else None,
-            )
-            for end, instance, amount, source in new
-        ]
+# --------------------------------------------------------- one-off stepping
+def step(
+    actions: Sequence[m.Action] = (),
+    *,
+    at: datetime,
+    settings: m.Settings | None = None,
+    job_fields: Mapping[str, dict[str, Any]] | None = None,
+    session_fields: Mapping[str, dict[str, Any]] | None = None,
+) -> StepReport:
+    """One step of a leader loaded afresh: the committed inputs, then `actions` at `at`,
+    and the plan published at once.
+
+    For one-off work where no leader runs in this process: the eager mode of
+    tests and single commands. The live scheduler keeps one `Leader` instead.
+    """
+    from scheduler.plans import Publisher
+
+    ticks = to_ticks(at)
+    leader = Leader(settings=settings)
+    report = leader.step(
+        ticks, [(ticks, list(actions))], job_fields=job_fields, session_fields=session_fields
     )
-
-
-def _save_log(
-    snapshot: Snapshot,
-    events: Sequence[m.Event],
-    job_pks: Mapping[str, int],
-    session_pks: Mapping[str, int],
-) -> None:
-    rows = []
-    for event in events:
-        subject = event.subject
-        row = models.Event(at=from_ticks(event.at), kind=event.kind, detail=event.detail)
-        if isinstance(subject, m.Job):
-            row.job_id = job_pks[subject.id]
-            if subject.session is not None:
-                row.session_id = session_pks[subject.session.id]
-            row.backend_id = snapshot.backends[subject.backend].pk
-        elif isinstance(subject, m.Session):
-            row.session_id = session_pks[subject.id]
-            row.backend_id = snapshot.backends[subject.backend].pk
-        elif isinstance(subject, m.Backend):
-            row.backend_id = snapshot.backends[subject.name].pk
-        elif isinstance(subject, m.Reservation):
-            row.reservation_id = int(subject.id)
-            row.backend_id = snapshot.backends[subject.backend].pk
-        rows.append(row)
-    models.Event.objects.bulk_create(rows)
+    assert leader.policy is not None
+    Publisher().publish(make_plan(leader.policy, ticks))
+    return report

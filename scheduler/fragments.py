@@ -16,7 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from scheduler import models, selectors
+from scheduler import models, plans, selectors
 from scheduler.clock import from_ticks
 
 
@@ -39,9 +39,7 @@ def charts(*, cards: Iterable[selectors.BackendCard], user: Any) -> dict[str, An
     return {
         "type": "charts",
         "flow": {
-            card.backend.name: selectors.queue_flow(
-                backend=card.backend, since=since, now=now, lanes=card.lane_rule
-            )
+            card.backend.name: selectors.queue_flow(backend=card.backend, since=since, now=now)
             for card in cards
         },
         "timeline": selectors.session_timeline(since=since, now=now, user=user),
@@ -52,17 +50,9 @@ def charts(*, cards: Iterable[selectors.BackendCard], user: Any) -> dict[str, An
 
 
 def job_context(job: models.Job) -> dict[str, Any]:
-    """A job with, while queued, its estimate and why it waits; when completed, its results."""
-    context: dict[str, Any] = {"job": job, "estimate": None, "reasons": []}
-    if job.status == models.Job.Status.QUEUED:
-        policy, now = selectors.policy_now()
-        every = selectors.estimates(policy, now)  # one replay serves the estimate and the reasons
-        found = every.get(job.uid)
-        if found is not None:
-            context["estimate"] = found
-            if found.start is not None:
-                context["estimated_start"] = from_ticks(found.start)
-        context["reasons"] = selectors.job_wait_reason(job, policy, now, every)
+    """A job with, while queued, its place in the published plan and why it waits;
+    when completed, its results."""
+    context: dict[str, Any] = {"job": job, "waiting": selectors.job_waiting(job)}
     if job.status == models.Job.Status.COMPLETED:
         context["result_chart"] = selectors.job_result_chart(job)
     return context
@@ -88,8 +78,12 @@ def session_may_manage(session: models.Session, user: Any) -> bool:
 
 
 def fair_share_context() -> dict[str, Any]:
-    policy, now = selectors.policy_now()
-    return {"tree": selectors.fair_share_tree(), "order": selectors.fair_share_order(policy, now)}
+    plan = plans.current()
+    return {
+        "tree": selectors.fair_share_tree(),
+        "order": selectors.fair_share_next(plan),
+        "plan": plan,
+    }
 
 
 # ------------------------------------------------------------- live fragments
@@ -126,11 +120,11 @@ def timeline_message(*, user: Any) -> str:
     return to_json({"type": "timeline", "timeline": timeline})
 
 
-def job_fragment(*, uid: str, user: Any, backends: Iterable[str] | None = None) -> str | None:
-    """The job page's status; with `backends`, only for a queued job on one of them."""
+def job_fragment(*, uid: str, user: Any, queued: bool = False) -> str | None:
+    """The job page's status; with `queued`, only while the job is queued."""
     jobs = selectors.jobs_visible(user=user).filter(uid=uid)
-    if backends is not None:
-        jobs = jobs.filter(status=models.Job.Status.QUEUED, backend__name__in=list(backends))
+    if queued:
+        jobs = jobs.filter(status=models.Job.Status.QUEUED)
     job = jobs.first()
     if job is None:
         return None

@@ -14,7 +14,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from scheduler import engine
+from scheduler import engine, plans
 from scheduler.policy import model as m
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,22 @@ def notify(events: list[m.Event]) -> None:
         log.exception("live notification failed")
 
 
+def plan_published() -> None:
+    """The `plans.after_publish` hook: pages that show the plan render it again."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        message = {"type": MESSAGE_TYPE, "id": uuid.uuid4().hex, "plan": True}
+        message |= {"jobs": [], "sessions": [], "backends": [], "at": None}
+        async_to_sync(layer.group_send)(GROUP, message)
+    except Exception:  # noqa: BLE001 - a lost notification must never fail the leader
+        log.exception("live notification failed")
+
+
 def register() -> None:
-    """Install the hook once (AppConfig.ready)."""
+    """Install the hooks once (AppConfig.ready)."""
     if notify not in engine.after_commit:
         engine.after_commit.append(notify)
+    if plan_published not in plans.after_publish:
+        plans.after_publish.append(plan_published)

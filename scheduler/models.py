@@ -279,3 +279,94 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.name or self.pk}"
+
+
+class Input(models.Model):
+    """A change a web process committed, waiting for the scheduler leader to apply it.
+
+    Web processes never run the rules: they store the job, session or operator
+    change with its input in one short transaction and wake the leader, which
+    applies inputs in the order they were committed and deletes them in the
+    transaction that writes their effects (docs/rules.md, "The live system").
+    """
+
+    class Kind(models.TextChoices):
+        SUBMIT = "submit"
+        CREATE_SESSION = "create_session"
+        CANCEL_JOB = "cancel_job"
+        CLOSE_SESSION = "close_session"
+        CANCEL_SESSION = "cancel_session"
+        BACKEND_STATUS = "backend_status"
+        BACKEND = "backend"  # a backend was added or its settings changed
+        RESERVATION = "reservation"  # a reservation was added, changed or deleted
+        SHARE = "share"  # an instance's share changed
+        FINISH_JOB = "finish_job"  # an executor reports a job's end
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    at = models.DateTimeField()
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    target = models.CharField(max_length=200, blank=True)  # backend, reservation id, instance
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target or self.job_id or self.session_id}"
+
+
+class PublishedPlan(models.Model):
+    """The newest plan the leader published: when, how many pages, each backend's state.
+
+    One row. The entries of queued jobs are in `PlanPage` rows, hashed by job id, so a
+    page reads one job's entry without loading the whole plan.
+    """
+
+    at = models.DateTimeField(help_text="The instant the plan starts from.")
+    made_at = models.DateTimeField(help_text="When the leader published it.")
+    pages = models.PositiveIntegerField()
+    backends = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"plan at {self.at:%H:%M:%S} ({self.pages} pages)"
+
+
+class PlanPage(models.Model):
+    """Plan entries of the queued jobs whose id hashes to this page (`scheduler.plans`)."""
+
+    number = models.PositiveIntegerField(primary_key=True)
+    entries = models.TextField(help_text="JSON: job id -> [backend, lane, position, start, ahead]")
+
+    def __str__(self) -> str:
+        return f"plan page {self.number}"
+
+
+class QueueSample(models.Model):
+    """A backend's queue per lane at one moment, and the jobs that entered and started
+    each lane so far: what the queue-flow charts and the backend cards draw.
+
+    The leader writes one row per backend at most every few seconds, updating the
+    newest row in between, so the newest row is always the queue as committed.
+    """
+
+    backend = models.ForeignKey(Backend, on_delete=models.CASCADE, related_name="samples")
+    at = models.DateTimeField()
+    reservation = models.PositiveIntegerField(default=0)
+    session = models.PositiveIntegerField(default=0)
+    fair_share = models.PositiveIntegerField(default=0)
+    entered_reservation = models.PositiveBigIntegerField(default=0)
+    entered_session = models.PositiveBigIntegerField(default=0)
+    entered_fair_share = models.PositiveBigIntegerField(default=0)
+    started_reservation = models.PositiveBigIntegerField(default=0)
+    started_session = models.PositiveBigIntegerField(default=0)
+    started_fair_share = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["backend", "at"]
+        indexes = [models.Index(fields=["backend", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.backend} at {self.at:%H:%M:%S}"

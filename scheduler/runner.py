@@ -1,4 +1,5 @@
-"""The live scheduler: steps the engine, executes started jobs, reports their end.
+"""The live scheduler: steps the leader, executes started jobs, reports their end,
+and publishes the plan.
 
 `Scheduler` is a set of single-step methods a test can call one at a time on a
 fake clock; `scheduler_loop` drives it inside the server's event loop, waking
@@ -22,14 +23,17 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from scheduler import engine, models
-from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span
+from scheduler import models
+from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span, to_ticks
+from scheduler.engine import Leader
 from scheduler.leader import LeaderLock
+from scheduler.plans import Planner
 from scheduler.policy import Policy
 from scheduler.policy import model as m
 from scheduler.wakeup import CHANNEL as wakeup_channel
 
 log = logging.getLogger(__name__)
+PLAN_RETRY = 0.25  # seconds: how soon the loop looks again while a plan is due
 EXECUTION_FAILED = "execution_failed"
 
 
@@ -61,8 +65,12 @@ class Scheduler:
         execute: Execute = _default_execute,
         workers: int = 1,
         inline: bool = False,
+        leader: Leader | None = None,
+        planner: Planner | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
+        self.leader = leader or Leader()
+        self.planner = planner or Planner()
         self.execute = execute
         self.inline = inline  # execute in the ticking thread (tests)
         self.on_ready: Callable[[], None] = lambda: None
@@ -77,21 +85,46 @@ class Scheduler:
         Returns when the next tick is due (None: only a wake-up can bring work).
         """
         now = self.clock.now()
-        result = engine.step(self._due_finishes(now), at=now)
-        self._adopt(result.policy)
-        return self._next_wake(result.policy)
+        ticks = to_ticks(now)
+        finishes = self._due_finishes(now)
+        try:
+            report = self.leader.step(
+                ticks, [(ticks, [f for _, f in finishes])] if finishes else []
+            )
+        except BaseException:
+            with self._guard:  # reported again by the next tick
+                self._finishes.update({uid: finish for (uid, finish), _ in finishes})
+            raise
+        for (uid, _), _ in finishes:
+            self._executing.pop(uid, None)
+        policy = self.leader.policy
+        assert policy is not None
+        if report.changed:
+            self.planner.changed()
+        self._adopt(policy)
+        return self._next_wake(policy)
 
-    def _due_finishes(self, now: datetime) -> list[m.Action]:
+    def publish_plan(self) -> bool:
+        """Publish a new plan if one is due (something changed, the last is a second old)."""
+        policy = self.leader.policy
+        if policy is None or not self.planner.due():
+            return False
+        self.planner.publish(policy, to_ticks(self.clock.now()))
+        return True
+
+    def lost_lead(self) -> None:
+        """Another process leads now: forget the state; reload it when leading again."""
+        self.leader.policy = None
+
+    def _due_finishes(self, now: datetime) -> list[tuple[tuple[str, Finish], m.FinishJob]]:
         with self._guard:
             due = [uid for uid, finish in self._finishes.items() if finish.at <= now]
             finishes = [(uid, self._finishes.pop(uid)) for uid in due]
-        for uid, _ in finishes:
-            self._executing.pop(uid, None)
-        return [m.FinishJob(uid, f.status, f.error) for uid, f in finishes]
+        return [((uid, f), m.FinishJob(uid, f.status, f.error)) for uid, f in finishes]
 
     def _adopt(self, policy: Policy) -> None:
         """Execute every running job nobody executes yet (new, or left by a restart)."""
-        running = {j.id: j for j in policy.jobs.values() if j.status == m.RUNNING}
+        running = {b.running.id: b.running for b in policy.backends.values() if b.running}
         for uid in list(self._executing):
             if uid not in running:  # cancelled, failed at its limit, session gone
                 self._executing.pop(uid)
@@ -148,6 +181,7 @@ class Scheduler:
     def shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+        self.planner.close()
 
 
 async def scheduler_loop(
@@ -174,20 +208,30 @@ async def scheduler_loop(
     scheduler.on_ready = ready
     listener = asyncio.ensure_future(_listen(wakeup)) if listen else None
     tick = sync_to_async(scheduler.tick, thread_sensitive=True)
+    publish = sync_to_async(scheduler.publish_plan, thread_sensitive=True)
     is_leader = sync_to_async(lock.acquire if lock else lambda: True, thread_sensitive=True)
+    leading = False
     try:
         while True:
             wakeup.clear()
             timeout = poll
             if await is_leader():
+                if not leading:
+                    scheduler.lost_lead()  # whatever was in memory may be old: load afresh
+                    leading = True
                 try:
                     next_at = await tick()
+                    await publish()
                 except Exception:  # a failed step was rolled back; the next tick retries
                     log.exception("scheduler tick failed")
                     next_at = None
                 if next_at is not None:
                     wait = (next_at - scheduler.clock.now()).total_seconds()
                     timeout = min(poll, max(0.0, wait))
+                if scheduler.planner.dirty:  # come back for the plan when it is due
+                    timeout = min(timeout, PLAN_RETRY)
+            else:
+                leading = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout)
     finally:

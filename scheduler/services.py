@@ -1,46 +1,54 @@
 """Writes that the admin, the API and the views share.
 
-State changes of backends, jobs and sessions go through `engine.step()`, so they
-follow the rules, land in the event log and never race the scheduler. Each
-function reads the time from the clock it is given (wall-clock time by default).
+State changes of backends, jobs and sessions are inputs for the scheduler leader
+(`scheduler.inputs`), so they follow the rules, land in the event log and never
+race the scheduler. Each function reads the time from the clock it is given
+(wall-clock time by default).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Q
 
-from scheduler import engine, models, wakeup
+from scheduler import inputs, models, wakeup
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import instances_ensure
 from scheduler.policy import model as m
 
 __all__ = [
+    "backends_changed",
     "backends_set_status",
     "instances_ensure",
     "jobs_cancel",
     "reservations_bound_warning",
+    "reservations_changed",
     "reservations_validate",
-    "scheduler_wake",
     "sessions_cancel",
     "sessions_close",
+    "shares_changed",
 ]
+
+Kind = models.Input.Kind
 
 
 def _now(clock: Clock | None) -> datetime:
     return (clock or SystemClock()).now()
 
 
-def _step(actions: list[m.Action], clock: Clock | None) -> None:
-    engine.step(actions, at=_now(clock))
-    wakeup.wake()  # the scheduler may now start what the step freed
-
-
-def scheduler_wake(*, clock: Clock | None = None) -> None:
-    """Let the scheduler re-evaluate now (after a reservation or share changed)."""
-    _step([], clock)
+def _send(kind: str, clock: Clock | None, *, wait: bool = True, **fields: Any) -> None:
+    """Commit one input and wake the leader; with `wait`, give it a moment to apply it,
+    so the answer shows the change (it applies later if the leader is busy or away)."""
+    at = _now(clock)
+    with transaction.atomic():
+        row = inputs.record(kind, at=at, **fields)
+    wakeup.wake(at=at)
+    if wait:
+        inputs.wait_applied([row])
 
 
 def backends_set_status(
@@ -49,28 +57,43 @@ def backends_set_status(
     """Pause or resume `backend`; a paused backend starts nothing, its running job finishes."""
     if status not in models.Backend.Status.values:
         raise ValueError(f"unknown backend status {status!r}")
-    _step([m.SetBackendStatus(backend.name, status)], clock)
+    _send(Kind.BACKEND_STATUS, clock, target=backend.name, status=status)
     backend.refresh_from_db()
     return backend
 
 
+def backends_changed(*, backend: models.Backend, clock: Clock | None = None) -> None:
+    """A backend was added, or its runtime limit changed: the leader reads it again."""
+    _send(Kind.BACKEND, clock, wait=False, target=backend.name)
+
+
+def reservations_changed(*, reservation_id: int, clock: Clock | None = None) -> None:
+    """A reservation was added, changed or deleted: the leader reads it again."""
+    _send(Kind.RESERVATION, clock, target=str(reservation_id))
+
+
+def shares_changed(*, path: str, clock: Clock | None = None) -> None:
+    """An instance's share changed: the fair-share lane uses the new one from now on."""
+    _send(Kind.SHARE, clock, wait=False, target=path)
+
+
 def jobs_cancel(*, job: models.Job, clock: Clock | None = None) -> models.Job:
     """Cancel a queued or running job; a job in a final state stays as it is."""
-    _step([m.CancelJob(job.uid)], clock)
+    _send(Kind.CANCEL_JOB, clock, job=job)
     job.refresh_from_db()
     return job
 
 
 def sessions_close(*, session: models.Session, clock: Clock | None = None) -> models.Session:
     """Stop accepting jobs; the session closes once nothing of it is queued or running."""
-    _step([m.CloseSession(session.uid)], clock)
+    _send(Kind.CLOSE_SESSION, clock, target=session.uid)
     session.refresh_from_db()
     return session
 
 
 def sessions_cancel(*, session: models.Session, clock: Clock | None = None) -> models.Session:
     """Close the session at once and cancel its queued jobs; a running job finishes."""
-    _step([m.CancelSession(session.uid)], clock)
+    _send(Kind.CANCEL_SESSION, clock, target=session.uid)
     session.refresh_from_db()
     return session
 

@@ -1,7 +1,9 @@
-"""`simulate --engine db`: the scenario driven through the database engine.
+"""`simulate --engine db`: the scenario driven through the live leader's code.
 
-Each instant is one `engine.step()` on a fake clock, exactly as the live
-scheduler runs it, in a scratch database created and dropped for the run.
+One `engine.Leader` on the scenario's clock applies each instant's events in one
+step, with the incremental writes the live scheduler makes, in a scratch
+database created and dropped for the run. The trace is read back from the
+database.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from scheduler.simulation import FinalState, Scenario, simulate
 
 
 class DbEngine:
-    """Runs a scenario through `engine.step`, one transaction per instant."""
+    """Runs a scenario through one long-lived leader, one step (transaction) per instant."""
 
     def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
-        self._next_due: int | None = None
-        self._last_activity: int | None = None
+        self.leader = engine.Leader(settings=scenario.settings)
         self._seed()
 
     def _seed(self) -> None:
@@ -61,35 +62,31 @@ class DbEngine:
                 exclusive=r.exclusive,
                 note=r.id,
             )
-        snapshot = engine.load(self.scenario.settings, 0)
-        self._next_due = snapshot.policy.next_due()
+        self.leader.load(0)
 
     def run_instant(self, t: int, actions: Sequence[m.Action]) -> list[m.Outcome]:
-        result = engine.step(actions, at=from_ticks(t), settings=self.scenario.settings)
-        self._next_due = result.policy.next_due()
-        if result.policy.last_activity is not None:
-            self._last_activity = max(self._last_activity or 0, result.policy.last_activity)
-        return result.outcomes
+        return self.leader.step(t, [(t, actions)]).outcomes
 
     def next_due(self) -> int | None:
-        return self._next_due
+        return self.leader.next_due()
 
     @property
     def last_activity(self) -> int | None:
-        return self._last_activity
+        policy = self.leader.policy
+        return None if policy is None else policy.last_activity
 
     def final_state(self, end_time: int) -> FinalState:
         sessions: dict[int, m.Session] = {}
         for row in models.Session.objects.select_related("backend", "instance"):
             session = m.Session(
-                row.uid,
-                row.backend.name,
-                row.instance.path,
-                to_ticks(row.created_at),
-                row.pk,
-                0,
-                row.mode,
-                row.state,
+                id=row.uid,
+                backend=row.backend.name,
+                instance=row.instance.path,
+                created_at=to_ticks(row.created_at),
+                seq=row.pk,
+                interactive_ttl=0,
+                mode=row.mode,
+                state=row.state,
                 closed_reason=row.closed_reason or None,
             )
             sessions[row.pk] = session

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
 
-from scheduler import circuits, engine, limits, models, wakeup
-from scheduler.clock import Clock, SystemClock, from_ticks, span_ticks
+from scheduler import circuits, engine, inputs, limits, models, wakeup
+from scheduler.clock import Clock, SystemClock, from_ticks, span_ticks, ticks_span, to_ticks
 from scheduler.executor import modeled_duration
 from scheduler.policy import model as m
+from scheduler.policy import reservation_warnings
 
 User = AbstractBaseUser | AnonymousUser
+Kind = models.Input.Kind
 
 
 TOO_MANY_QUEUED = "too_many_queued"
@@ -67,7 +70,13 @@ def jobs_submit(
     uid: str | None = None,
     clock: Clock | None = None,
 ) -> Submitted:
-    """Validate a primitive job, model its QPU time and queue it; refusals store nothing."""
+    """Validate a primitive job, model its QPU time and queue it for the leader.
+
+    Refusals are answered here, in the order of the rules, and store nothing. The
+    job is stored `Queued` with its input in one short transaction; the leader
+    applies it (and, if it raced a session that closed meanwhile, fails it with
+    `session_closed`).
+    """
     limit = settings.QDASH_MAX_QUEUED_PER_USER
     owner_id = getattr(owner, "pk", None)
     if owner_id is not None and (
@@ -89,36 +98,107 @@ def jobs_submit(
         overhead=backend.job_overhead, shot_time=backend.shot_time, executions=inspection.executions
     )
     uid = uid or new_uid()
-    action = m.Submit(
-        uid,
-        instance.path,
-        backend.name,
-        None,
-        session=uid if start_session else session_id,
-        start_session=start_session,
-        max_execution_time=span_ticks(max_execution_time),
-        mode=session_mode,
-        expected=span_ticks(expected),
+    now = (clock or SystemClock()).now()
+    with transaction.atomic():
+        if start_session:
+            session: models.Session | None = session_row(
+                uid=uid,
+                owner_id=owner_id,
+                backend=backend,
+                instance=instance,
+                mode=session_mode,
+                max_ttl=None,
+                at=now,
+            )
+        elif session_id is not None:
+            session = _joinable(session_id, backend, instance)
+        else:
+            session = None
+        job = models.Job.objects.create(
+            uid=uid,
+            backend=backend,
+            instance=instance,
+            session=session,
+            owner_id=owner_id,
+            program_id=program_id,
+            params=params,
+            tags=list(tags or []),
+            submitted_at=now,
+            expected_duration=expected,
+            max_execution_time=max_execution_time,
+        )
+        inputs.record(Kind.SUBMIT, at=now, job=job, session=session if start_session else None)
+    wakeup.wake(at=now)
+    warnings = (
+        _warnings(backend, instance, now, _max_ttl(max_execution_time)) if start_session else ()
     )
-    result = engine.step(
-        [action],
-        at=(clock or SystemClock()).now(),
-        job_fields={
-            uid: {
-                "owner_id": owner_id,
-                "program_id": program_id,
-                "params": params,
-                "tags": list(tags or []),
-            }
-        },
-        session_fields={uid: {"owner_id": owner_id}} if start_session else None,
+    return Submitted(job, warnings)
+
+
+def _joinable(uid: str, backend: models.Backend, instance: models.Instance) -> models.Session:
+    """The session a job joins, locked until the job is stored; refusals in the rules' order."""
+    session = models.Session.objects.select_for_update().filter(uid=uid).first()
+    code = None
+    if session is None:
+        code = m.UNKNOWN_SESSION
+    elif session.backend_id != backend.pk:
+        code = m.BACKEND_MISMATCH
+    elif session.instance_id != instance.pk:
+        code = m.INSTANCE_MISMATCH
+    elif session.state == m.CLOSED or not session.accepting_jobs:
+        code = m.SESSION_CLOSED
+    if code is not None:
+        raise SubmissionError(code, REFUSALS[code])
+    assert session is not None
+    return session
+
+
+def session_row(
+    *,
+    uid: str,
+    owner_id: int | None,
+    backend: models.Backend,
+    instance: models.Instance,
+    mode: str,
+    max_ttl: int | None,
+    at: datetime,
+) -> models.Session:
+    """A session row as the leader will find it: `open`, with its timers' settings."""
+    rules = engine.policy_settings()
+    interactive = rules.batch_interactive_ttl if mode == m.BATCH else rules.interactive_ttl
+    return models.Session.objects.create(
+        uid=uid,
+        backend=backend,
+        instance=instance,
+        owner_id=owner_id,
+        mode=mode,
+        created_at=at,
+        interactive_ttl=ticks_span(interactive),
+        max_ttl=ticks_span(None if max_ttl is None else min(max_ttl, rules.system_max_ttl)),
+        open_deadline=at + timedelta(microseconds=rules.open_timeout),
     )
-    outcome = result.outcomes[0]
-    if not outcome.accepted:
-        code = outcome.code or "refused"
-        raise SubmissionError(code, REFUSALS.get(code, code))
-    wakeup.wake()
-    return Submitted(models.Job.objects.get(uid=uid), outcome.warnings)
+
+
+def _max_ttl(requested: timedelta | None) -> int:
+    system = engine.policy_settings().system_max_ttl
+    ticks = span_ticks(requested)
+    return system if ticks is None else min(system, ticks)
+
+
+def _warnings(
+    backend: models.Backend, instance: models.Instance, at: datetime, max_ttl: int
+) -> tuple[m.ReservationWarning, ...]:
+    """The reservations that may bind a session of `instance` created on `backend` now."""
+    rows = models.Reservation.objects.filter(
+        backend=backend, instance=instance, end__gt=at
+    ).select_related("backend", "instance")
+    return reservation_warnings(
+        [engine.reservation_of(row) for row in rows],
+        backend=backend.name,
+        instance=instance.path,
+        at=to_ticks(at),
+        max_ttl=max_ttl,
+    )
 
 
 def sessions_create(
@@ -131,19 +211,20 @@ def sessions_create(
     clock: Clock | None = None,
 ) -> tuple[models.Session, tuple[m.ReservationWarning, ...]]:
     """Open a session (the client's `with Session(...)`); it starts with its first job."""
-    uid = new_uid()
-    result = engine.step(
-        [m.CreateSession(uid, instance.path, backend.name, span_ticks(max_ttl), mode)],
-        at=(clock or SystemClock()).now(),
-        session_fields={uid: {"owner_id": getattr(owner, "pk", None)}},
-    )
-    outcome = result.outcomes[0]
-    if not outcome.accepted:
-        raise SubmissionError(
-            outcome.code or "refused", REFUSALS.get(outcome.code or "", "Refused.")
+    now = (clock or SystemClock()).now()
+    with transaction.atomic():
+        session = session_row(
+            uid=new_uid(),
+            owner_id=getattr(owner, "pk", None),
+            backend=backend,
+            instance=instance,
+            mode=mode,
+            max_ttl=span_ticks(max_ttl),
+            at=now,
         )
-    wakeup.wake()
-    return models.Session.objects.get(uid=uid), outcome.warnings
+        inputs.record(Kind.CREATE_SESSION, at=now, session=session, max_ttl=span_ticks(max_ttl))
+    wakeup.wake(at=now)
+    return session, _warnings(backend, instance, now, _max_ttl(max_ttl))
 
 
 def warning_text(warning: m.ReservationWarning) -> str:

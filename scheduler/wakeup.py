@@ -1,20 +1,36 @@
-"""Wake-ups for the scheduler: a message on the channel layer, sent after commit.
+"""Wake-ups for the scheduler leader: a message on the channel layer, sent after commit.
 
-The database holds the truth; a wake-up only makes the scheduler look sooner.
-A lost one delays a decision until the scheduler's next timed tick.
+The database holds the truth; a wake-up only makes the leader look sooner. A
+lost one delays a decision until the leader's next timed tick.
+
+With `QDASH_EAGER_LEADER` (the test suite's setting, and one-off commands), there
+is no leader process to wake: the step runs at once, in this process, with a
+leader loaded afresh.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 CHANNEL = "scheduler-wake"
 
 
-def wake() -> None:
-    """Ask the scheduler to tick once the current transaction (if any) commits."""
+def wake(*, at: datetime | None = None) -> None:
+    """Ask the leader to step once the current transaction (if any) commits.
+
+    Eager: step here and now, at `at` (the time of the change, by default now).
+    """
+    if getattr(settings, "QDASH_EAGER_LEADER", False):
+        from scheduler import engine
+
+        engine.step(at=at or timezone.now())
+        return
     transaction.on_commit(_send)
 
 

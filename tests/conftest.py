@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from channels.layers import channel_layers
@@ -23,6 +24,13 @@ def _redis_reachable() -> bool:
         return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=1).ping())
     except redis.RedisError:
         return False
+
+
+@pytest.fixture(autouse=True)
+def eager_leader(settings: Any) -> None:
+    """No scheduler process runs in tests: a change is applied by a leader step in the
+    test's own thread (`QDASH_EAGER_LEADER`). Tests of the live loop turn it off."""
+    settings.QDASH_EAGER_LEADER = True
 
 
 @pytest.fixture(params=["memory", "redis"])

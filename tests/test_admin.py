@@ -12,7 +12,7 @@ from django.db.models import Model
 from django.test import Client
 from django.utils import timezone
 
-from scheduler import engine, models, services
+from scheduler import engine, models, wakeup
 from scheduler.admin import JobAdmin, SessionAdmin
 from scheduler.policy import model as m
 from tests.factories import BackendFactory, UserFactory, instance
@@ -47,18 +47,18 @@ def backend() -> models.Backend:
 def wakes(monkeypatch: pytest.MonkeyPatch) -> list[None]:
     """Records every scheduler wake-up the admin asks for (and still wakes it)."""
     calls: list[None] = []
-    real = services.scheduler_wake
+    real = wakeup.wake
 
     def wake(**kwargs: Any) -> None:
         calls.append(None)
         real(**kwargs)
 
-    monkeypatch.setattr(services, "scheduler_wake", wake)
+    monkeypatch.setattr(wakeup, "wake", wake)
     return calls
 
 
 def submit(job: str, **extra: Any) -> m.Submit:
-    return m.Submit(job, "h/g/p", "sim_a", 3600_000_000, **extra)
+    return m.Submit(job=job, instance="h/g/p", backend="sim_a", duration=3600_000_000, **extra)
 
 
 def step(*actions: m.Action) -> None:
@@ -111,7 +111,11 @@ def test_it_renders_every_page(admin: Client, backend: models.Backend, url: str)
     models.Reservation.objects.create(
         backend=backend, instance=instance("h/g/p"), start=now - HOUR, end=now + HOUR
     )
-    step(m.CreateSession("s1", "h/g/p", "sim_a"), submit("j1", session="s1"), submit("j2"))
+    step(
+        m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"),
+        submit("j1", session="s1"),
+        submit("j2"),
+    )
     models.UsageCharge.objects.create(
         instance=instance("h/g/p"), kind="prior", microseconds=5_000_000, ended_at=now
     )
@@ -217,7 +221,9 @@ def test_it_refuses_a_window_that_does_not_end_after_it_starts(
 def test_it_warns_when_the_window_would_bind_an_active_session(
     admin: Client, backend: models.Backend
 ) -> None:
-    step(m.CreateSession("s1", "h/g/p", "sim_a"), submit("j1", session="s1"))
+    step(
+        m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"), submit("j1", session="s1")
+    )
     assert models.Session.objects.get(uid="s1").state == m.ACTIVE
     start = whole_minute() + 2 * timedelta(minutes=1)
 
@@ -291,7 +297,7 @@ def test_it_cancels_a_queued_job(admin: Client, backend: models.Backend) -> None
 
 
 def test_it_closes_a_session_with_no_jobs(admin: Client, backend: models.Backend) -> None:
-    step(m.CreateSession("s1", "h/g/p", "sim_a"))
+    step(m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"))
     session = models.Session.objects.get(uid="s1")
 
     run_action(admin, "session", "close", session)
@@ -302,7 +308,7 @@ def test_it_closes_a_session_with_no_jobs(admin: Client, backend: models.Backend
 
 def test_it_cancels_a_session_and_its_queued_jobs(admin: Client, backend: models.Backend) -> None:
     step(
-        m.CreateSession("s1", "h/g/p", "sim_a"),
+        m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"),
         submit("j1", session="s1"),
         submit("j2", session="s1"),
     )
@@ -369,6 +375,7 @@ def test_it_edits_shares_from_the_list_and_wakes_the_scheduler(
     assert response.status_code == 302
     assert models.Instance.objects.get(path="h/g/p").share == 3.0
     assert wakes
+    assert not models.Input.objects.exists()  # the leader applied the new shares
 
 
 def test_it_shows_a_users_instances(admin: Client, backend: models.Backend) -> None:

@@ -56,7 +56,7 @@ async def receive_until(
 
 
 def submit(job: str, **extra: object) -> None:
-    action = m.Submit(job, "hubA/g/p", "sim_a", 2_000_000, **extra)  # type: ignore[arg-type]
+    action = m.Submit(job=job, instance="hubA/g/p", backend="sim_a", duration=2_000_000, **extra)  # type: ignore[arg-type]
     engine.step([action], at=timezone.now())
 
 
@@ -134,9 +134,12 @@ def test_a_job_page_gets_its_status_when_the_job_starts(
 ) -> None:
     user = UserFactory(username="op", is_staff=True)
     now = timezone.now()
-    engine.step([m.Submit("qfirst", "hubA/g/p", "sim_a", 60_000_000)], at=now)
     engine.step(
-        [m.Submit("qsecond", "hubA/g/p", "sim_a", 1_000_000)], at=now + timedelta(seconds=1)
+        [m.Submit(job="qfirst", instance="hubA/g/p", backend="sim_a", duration=60_000_000)], at=now
+    )
+    engine.step(
+        [m.Submit(job="qsecond", instance="hubA/g/p", backend="sim_a", duration=1_000_000)],
+        at=now + timedelta(seconds=1),
     )
 
     async def main() -> None:
@@ -165,11 +168,13 @@ def test_a_failing_channel_layer_never_fails_the_step(
 
 
 def test_changes_name_jobs_sessions_and_backends() -> None:
-    session = m.Session("qs", "sim_a", "h/g/p", 0, 1, 60)
-    job = m.Job("qj", "h/g/p", "sim_b", 0, 1, session=session)
+    session = m.Session(
+        id="qs", backend="sim_a", instance="h/g/p", created_at=0, seq=1, interactive_ttl=60
+    )
+    job = m.Job(id="qj", instance="h/g/p", backend="sim_b", submitted_at=0, seq=1, session=session)
     events = [
         m.Event(5, "job_started", job, {}),
-        m.Event(7, "hold_started", m.Backend("sim_c"), {}),
+        m.Event(7, "hold_started", m.Backend(name="sim_c"), {}),
     ]
     assert live.changes(events) == {
         "jobs": ["qj"],

@@ -33,7 +33,9 @@ def submit(
     instance: str = "h/g/p",
     **extra: object,
 ) -> m.Submit:
-    return m.Submit(job, instance, backend, round(seconds * 1_000_000), **extra)  # type: ignore[arg-type]
+    return m.Submit(
+        job=job, instance=instance, backend=backend, duration=round(seconds * 1_000_000), **extra
+    )  # type: ignore[arg-type]
 
 
 def step(actions: list[m.Action], at: timedelta) -> engine.StepResult:
@@ -81,7 +83,10 @@ def test_it_refuses_without_storing_anything(backend: models.Backend) -> None:
 
 def test_it_keeps_session_state_and_timers_across_steps(backend: models.Backend) -> None:
     step(
-        [m.CreateSession("s1", "h/g/p", "sim_a"), submit("j1", seconds=5, session="s1")],
+        [
+            m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"),
+            submit("j1", seconds=5, session="s1"),
+        ],
         timedelta(0),
     )
     step([], 5 * SECOND)  # j1 ends: the interactive timeout starts and the session holds
@@ -112,49 +117,30 @@ def test_it_processes_overdue_instants_in_order(backend: models.Backend) -> None
     assert starts == {"j1": T0, "j2": T0 + 10 * SECOND, "j3": T0 + 20 * SECOND}
 
 
-def test_a_concurrent_change_aborts_the_write(
-    backend: models.Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    step([submit("j1", seconds=10), submit("j2", seconds=10)], timedelta(0))
-    real_load = engine.load
-
-    def load_then_cancel_elsewhere(*args: object, **kwargs: object) -> engine.Snapshot:
-        snapshot = real_load(*args, **kwargs)  # type: ignore[arg-type]
-        models.Job.objects.filter(uid="j2").update(status=m.CANCELLED)  # another writer
-        return snapshot
-
-    monkeypatch.setattr(engine, "load", load_then_cancel_elsewhere)
+def test_a_concurrent_change_aborts_the_write(backend: models.Backend) -> None:
+    leader = engine.Leader(settings=SETTINGS)
+    leader.step(to_ticks(T0), [(to_ticks(T0), [submit("j1"), submit("j2")])])
+    models.Job.objects.filter(uid="j2").update(status=m.CANCELLED)  # another writer
 
     with pytest.raises(engine.Conflict):
-        step([], 10 * SECOND)
+        leader.step(to_ticks(T0 + 10 * SECOND), attempts=1)
 
     assert models.Job.objects.get(uid="j1").status == m.RUNNING  # the step was rolled back
+    assert leader.policy is None  # and the memory is dropped, to be loaded afresh
 
 
-def test_it_retries_a_conflicting_step_on_fresh_state(
-    backend: models.Backend, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    step([submit("j1", seconds=10), submit("j2", seconds=10)], timedelta(0))
-    real_load = engine.load
-    calls = []
+def test_it_retries_a_conflicting_step_on_fresh_state(backend: models.Backend) -> None:
+    leader = engine.Leader(settings=SETTINGS)
+    leader.step(to_ticks(T0), [(to_ticks(T0), [submit("j1"), submit("j2"), submit("j3")])])
+    models.Job.objects.filter(uid="j2").update(status=m.CANCELLED)  # another writer
 
-    def load_with_one_interference(*args: object, **kwargs: object) -> engine.Snapshot:
-        snapshot = real_load(*args, **kwargs)  # type: ignore[arg-type]
-        if not calls:
-            models.Job.objects.filter(uid="j2").update(status=m.CANCELLED)
-        calls.append(1)
-        return snapshot
+    leader.step(to_ticks(T0 + 10 * SECOND))
 
-    monkeypatch.setattr(engine, "load", load_with_one_interference)
-
-    step([], 10 * SECOND)
-
-    # The interfering write was rolled back with the first attempt; the second
-    # attempt reloaded and applied the step once.
-    assert len(calls) == 2
-    assert models.Job.objects.get(uid="j1").status == m.COMPLETED
-    assert models.Job.objects.get(uid="j2").status == m.RUNNING
-    assert models.Event.objects.filter(kind="job_started", job__uid="j2").count() == 1
+    # The write of j2's start conflicted; the leader reloaded (j2 cancelled) and started j3.
+    assert leader.loads == 2
+    statuses = dict(models.Job.objects.values_list("uid", "status"))
+    assert statuses == {"j1": m.COMPLETED, "j2": m.CANCELLED, "j3": m.RUNNING}
+    assert models.Event.objects.filter(kind="job_started", job__uid="j3").count() == 1
 
 
 def test_shares_and_prior_usage_steer_the_fair_share_lane(backend: models.Backend) -> None:
@@ -177,3 +163,110 @@ def test_shares_and_prior_usage_steer_the_fair_share_lane(backend: models.Backen
     # h/g/q used 1 s, h/g/p 50 s: q1 goes first although p1 is older.
     assert models.Job.objects.get(uid="q1").status == m.RUNNING
     assert to_ticks(models.Job.objects.get(uid="q1").started_at) == to_ticks(T0 + SECOND)
+
+
+# ------------------------------------------------------------ the live leader
+def paused_queue(leader: engine.Leader, n: int, at: timedelta) -> None:
+    """`n` more jobs queued on the paused backend, in one step."""
+    t = to_ticks(T0 + at)
+    first = models.Job.objects.count()
+    leader.step(t, [(t, [submit(f"q{first + k}") for k in range(n)])])
+
+
+def test_a_steps_queries_do_not_grow_with_the_queue(backend: models.Backend) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import queue_job
+
+    models.Backend.objects.update(status=m.PAUSED)
+    leader = engine.Leader(settings=SETTINGS)
+    counts = []
+    for size, second in ((20, 1), (400, 2)):
+        paused_queue(leader, size - models.Job.objects.count(), second * SECOND)
+        queue_job(f"new{size}", inst="h/g/p", at=T0 + second * SECOND, duration=5)
+        with CaptureQueriesContext(connection) as submission:
+            leader.step(to_ticks(T0 + second * SECOND))
+        with CaptureQueriesContext(connection) as idle:
+            leader.step(to_ticks(T0 + second * SECOND + SECOND // 2))
+        counts.append((len(submission), len(idle)))
+    assert models.Job.objects.filter(status=m.QUEUED).count() == 401
+    assert counts[0] == counts[1], counts
+    assert leader.loads == 1  # the state was loaded once, then kept up to date
+
+
+def test_inputs_apply_in_commit_order_at_their_own_instants(backend: models.Backend) -> None:
+    from tests.factories import queue_job, record
+
+    leader = engine.Leader(settings=SETTINGS)
+    queue_job("a", inst="h/g/p", at=T0, duration=10)
+    queue_job("b", inst="h/g/p", at=T0 + 2 * SECOND, duration=10)
+    record(m.CancelJob("b"), at=T0 + 3 * SECOND)
+    queue_job("c", inst="h/g/p", at=T0 + 4 * SECOND, duration=10)
+
+    report = leader.step(to_ticks(T0 + 30 * SECOND))  # one late step applies them all
+
+    assert report.inputs == 4 and not models.Input.objects.exists()
+    jobs = {j.uid: j for j in models.Job.objects.all()}
+    assert (jobs["a"].started_at, jobs["a"].ended_at) == (T0, T0 + 10 * SECOND)
+    assert (jobs["b"].status, jobs["b"].ended_at) == (m.CANCELLED, T0 + 3 * SECOND)
+    assert (jobs["c"].submitted_at, jobs["c"].started_at) == (T0 + 4 * SECOND, T0 + 10 * SECOND)
+
+
+def test_a_job_that_raced_a_closing_session_fails_with_session_closed(
+    backend: models.Backend,
+) -> None:
+    from tests.factories import queue_job
+
+    leader = engine.Leader(settings=SETTINGS)
+    leader.step(
+        to_ticks(T0), [(to_ticks(T0), [submit("j1", seconds=5, start_session=True, session="s")])]
+    )
+    leader.step(to_ticks(T0 + SECOND), [(to_ticks(T0 + SECOND), [m.CloseSession("s")])])
+    # The web process had seen the session open and stored j2 as the close was applied.
+    queue_job("j2", inst="h/g/p", at=T0 + 2 * SECOND, duration=5, session="s")
+
+    report = leader.step(to_ticks(T0 + 2 * SECOND))
+
+    j2 = models.Job.objects.get(uid="j2")
+    assert report.refused == 1
+    assert (j2.status, j2.error, j2.ended_at) == (m.FAILED, m.SESSION_CLOSED, T0 + 2 * SECOND)
+    assert models.Event.objects.filter(job=j2, kind="job_refused").exists()
+
+
+def test_a_leader_loads_no_job_whose_submission_is_pending(backend: models.Backend) -> None:
+    from tests.factories import queue_job
+
+    queue_job("j1", inst="h/g/p", at=T0, duration=5, start_session=True, session="s")
+    leader = engine.Leader(settings=SETTINGS)
+    leader.step(to_ticks(T0))  # loads, then applies the pending input once
+
+    assert models.Event.objects.filter(kind="job_submitted").count() == 1
+    assert models.Event.objects.filter(kind="session_created").count() == 1
+    assert models.Job.objects.get(uid="j1").status == m.RUNNING
+
+
+def test_the_leader_forgets_what_ended(backend: models.Backend) -> None:
+    leader = engine.Leader(settings=SETTINGS)
+    t = to_ticks(T0)
+    leader.step(t, [(t, [submit(f"j{k}", seconds=1) for k in range(5)])])
+    leader.step(to_ticks(T0 + 10 * SECOND))
+
+    assert leader.policy is not None and leader.policy.jobs == {}
+    assert leader.jobs == {}
+    assert models.Job.objects.filter(status=m.COMPLETED).count() == 5
+
+
+def test_queue_samples_follow_the_lanes(backend: models.Backend) -> None:
+    leader = engine.Leader(settings=SETTINGS)
+    t = to_ticks(T0)
+    leader.step(t, [(t, [submit("j1", seconds=50), submit("j2"), submit("j3")])])
+
+    sample = models.QueueSample.objects.get(backend=backend)
+    assert (sample.fair_share, sample.entered_fair_share, sample.started_fair_share) == (2, 3, 1)
+    leader.step(to_ticks(T0 + 2 * SECOND))  # within SAMPLE_SPAN: the same row is updated
+    assert models.QueueSample.objects.count() == 1
+    leader.step(to_ticks(T0 + 55 * SECOND))  # j1 done, j2 running: a new row
+    newest = models.QueueSample.objects.order_by("at").last()
+    assert models.QueueSample.objects.count() == 2
+    assert (newest.fair_share, newest.started_fair_share) == (1, 2)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -20,6 +21,12 @@ from scheduler.submission import jobs_submit, sessions_create
 from tests.factories import BackendFactory, instance
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def live_leader(settings: Any) -> None:
+    """Changes wait for the scheduler loop under test, woken over the channel layer."""
+    settings.QDASH_EAGER_LEADER = False
 
 
 @pytest.fixture

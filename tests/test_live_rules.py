@@ -4,14 +4,15 @@ executed (by a stand-in executor) and reported finished after their modeled time
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
-from scheduler import engine, models, services
+from scheduler import models, services
 from scheduler.clock import FakeClock, from_ticks
 from scheduler.policy import model as m
 from scheduler.runner import Scheduler
-from tests.factories import BackendFactory, instance
+from tests.factories import BackendFactory, instance, queue_job, record
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +24,9 @@ class Live:
     """A backend `sim_a`, two instances, and a scheduler ticking on a fake clock."""
 
     def __init__(self) -> None:
-        self.clock = FakeClock(T0)
+        self.clock = FakeClock(
+            T0
+        )  # web processes store inputs; the scheduler's leader applies them
         self.executed: list[str] = []
         self.scheduler = Scheduler(clock=self.clock, execute=self._execute, inline=True)
         BackendFactory(name="sim_a")
@@ -37,16 +40,16 @@ class Live:
     def at(self, seconds: float) -> datetime:
         return T0 + seconds * SECOND
 
-    def submit(self, job: str, seconds: float, *, inst: str = "h/a/p", **extra: object) -> bool:
-        expected = round(seconds * 1_000_000)
-        action = m.Submit(job, inst, "sim_a", None, expected=expected, **extra)  # type: ignore[arg-type]
-        result = engine.step(
-            [action], at=self.clock.now(), job_fields={job: {"params": {"job": job}}}
-        )
-        return result.outcomes[0].accepted
+    def submit(self, job: str, seconds: float, *, inst: str = "h/a/p", **extra: Any) -> bool:
+        """Queue a job and let the scheduler apply it; False if the rules refused it."""
+        queue_job(job, inst=inst, at=self.clock.now(), expected=seconds, **extra)
+        self.scheduler.tick()
+        return self.job(job).error != m.SESSION_CLOSED
 
     def act(self, *actions: m.Action) -> None:
-        engine.step(list(actions), at=self.clock.now())
+        for action in actions:
+            record(action, at=self.clock.now())
+        self.scheduler.tick()
 
     def run_until(self, seconds: float) -> None:
         """Tick at every wake-up the scheduler asks for, up to T0 + `seconds`."""
@@ -68,12 +71,14 @@ class Live:
 
 
 @pytest.fixture
-def live() -> Live:
+def live(settings: Any) -> Live:
+    settings.QDASH_EAGER_LEADER = False  # the scheduler under test applies every change
+    settings.QDASH_APPLY_WAIT = 0  # and it runs in this thread: nobody to wait for
     return Live()
 
 
 def test_a_session_lives_through_every_state(live: Live) -> None:
-    live.act(m.CreateSession("s", "h/a/p", "sim_a"))
+    live.act(m.CreateSession(session="s", instance="h/a/p", backend="sim_a"))
     live.submit("j1", 5, session="s")
     live.run_until(100)  # j1 runs 0-5; the interactive timeout ends at 65
     live.clock.set(live.at(100))
@@ -86,7 +91,9 @@ def test_a_session_lives_through_every_state(live: Live) -> None:
 
 
 def test_the_max_ttl_fails_queued_jobs_and_lets_the_running_one_finish(live: Live) -> None:
-    live.act(m.CreateSession("s", "h/a/p", "sim_a", max_ttl=30 * 1_000_000))
+    live.act(
+        m.CreateSession(session="s", instance="h/a/p", backend="sim_a", max_ttl=30 * 1_000_000)
+    )
     for name in ("j1", "j2", "j3"):
         live.submit(name, 20, session="s")
     live.run_until(100)
@@ -141,13 +148,15 @@ def test_cancels_and_a_paused_backend(live: Live) -> None:
     services.backends_set_status(backend=backend, status=m.PAUSED, clock=live.clock)
     live.clock.set(live.at(2))
     services.jobs_cancel(job=live.job("j2"), clock=live.clock)
-    live.run_until(100)
+    live.run_until(100)  # the scheduler applies the pause at 0 and the cancel at 2
 
     assert live.job("j1").status == m.COMPLETED  # the running job finishes
     assert (live.job("j2").status, live.job("j3").status) == (m.CANCELLED, m.QUEUED)
     services.backends_set_status(backend=backend, status=m.ONLINE, clock=live.clock)
+    live.scheduler.tick()
     live.clock.set(live.at(101))
     services.jobs_cancel(job=live.job("j3"), clock=live.clock)  # cancels it while running
+    live.scheduler.tick()
     assert live.job("j3").status == m.CANCELLED
     assert models.Job.objects.filter(status=m.RUNNING).count() == 0
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from scheduler import engine, models
 from scheduler.clock import FakeClock, from_ticks
 from scheduler.policy import model as m
 from scheduler.runner import EXECUTION_FAILED, Scheduler
-from tests.factories import BackendFactory, instance
+from tests.factories import BackendFactory, instance, queue_job, record
 
 pytestmark = pytest.mark.django_db
 
@@ -34,15 +35,17 @@ class FakeExecutor:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
+def clock(settings: Any) -> FakeClock:
+    settings.QDASH_EAGER_LEADER = False  # the scheduler under test applies every input
+    settings.QDASH_APPLY_WAIT = 0
     instance("h/g/p")
     BackendFactory(name="sim_a")
     return FakeClock(T0)
 
 
-def submit(clock: FakeClock, job: str, seconds: int, **extra: object) -> None:
-    action = m.Submit(job, "h/g/p", "sim_a", None, expected=seconds * SECOND, **extra)  # type: ignore[arg-type]
-    engine.step([action], at=clock.now(), job_fields={job: {"params": {"name": job}}})
+def submit(clock: FakeClock, job: str, seconds: int, **extra: Any) -> None:
+    """A job as a web process queues it; the next tick applies it."""
+    queue_job(job, inst="h/g/p", at=clock.now(), expected=seconds, params={"name": job}, **extra)
 
 
 def status(uid: str) -> str:
@@ -97,8 +100,8 @@ def test_a_failed_execution_fails_the_job_with_its_message(clock: FakeClock) -> 
 
 
 def test_a_restarted_scheduler_executes_running_jobs_left_without_results(clock: FakeClock) -> None:
-    Scheduler(clock=clock, execute=lambda p, q: 1 / 0, inline=True)  # never ticks: "crashed"
-    submit(clock, "j1", 5)  # started by the submission's own step, nobody executes it
+    submit(clock, "j1", 5)
+    engine.step(at=clock.now())  # a leader starts it and "crashes" before executing it
     assert status("j1") == m.RUNNING
     executor = FakeExecutor()
 
@@ -135,7 +138,7 @@ def test_a_job_cancelled_while_running_is_not_reported_finished(clock: FakeClock
     scheduler.tick()
 
     clock.advance(timedelta(seconds=1))
-    engine.step([m.CancelJob("j1")], at=clock.now())
+    record(m.CancelJob("j1"), at=clock.now())
     clock.advance(timedelta(seconds=4))
     scheduler.tick()
 
@@ -145,7 +148,7 @@ def test_a_job_cancelled_while_running_is_not_reported_finished(clock: FakeClock
 
 def test_a_job_still_executing_at_its_runtime_limit_fails(clock: FakeClock) -> None:
     scheduler = Scheduler(clock=clock, execute=FakeExecutor(), inline=True)
-    submit(clock, "j1", 50, max_execution_time=10 * SECOND)
+    submit(clock, "j1", 50, max_execution_time=10)
     scheduler.tick()
 
     clock.advance(timedelta(seconds=10))

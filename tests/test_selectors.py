@@ -1,4 +1,4 @@
-"""Reads behind the dashboard's charts: the queue-flow replay."""
+"""Reads behind the dashboard's charts: queue flow from the leader's samples, the timeline."""
 
 from __future__ import annotations
 
@@ -9,13 +9,44 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from scheduler import engine, models, selectors
+from scheduler import engine, inputs, models, selectors
+from scheduler.clock import to_ticks
 from scheduler.policy import model as m
-from tests.factories import UserFactory, submit_at, two_hubs
+from tests.factories import UserFactory, queue_job, record, two_hubs
 
 pytestmark = pytest.mark.django_db
+Kind = models.Input.Kind
 
-NONE_ACTIVE = selectors.LaneRule()  # no active session, no reservation window open
+
+class Driver:
+    """One leader stepping at every due instant, as the live scheduler does."""
+
+    def __init__(self) -> None:
+        self.leader = engine.Leader()
+
+    def run_until(self, at: datetime) -> None:
+        end = to_ticks(at)
+        while (due := self.leader.next_due()) is not None and due < end:
+            self.leader.step(due)
+        self.leader.step(end)
+
+    def submit(
+        self, uid: str, *, inst: str, at: datetime, seconds: float = 2, **extra: Any
+    ) -> None:
+        self.run_until(at)
+        queue_job(uid, inst=inst, at=at, duration=seconds, **extra)
+        self.leader.step(to_ticks(at))
+
+    def act(self, action: m.Action, at: datetime) -> None:
+        self.run_until(at)
+        record(action, at=at)
+        self.leader.step(to_ticks(at))
+
+
+@pytest.fixture
+def driver(settings: Any) -> Driver:
+    settings.QDASH_EAGER_LEADER = False
+    return Driver()
 
 
 def live_bin(at: datetime) -> dict[str, Any]:
@@ -29,30 +60,33 @@ def backend() -> models.Backend:
 
 
 @pytest.fixture
-def traffic(backend: models.Backend) -> datetime:
+def traffic(backend: models.Backend, driver: Driver) -> datetime:
     """Four jobs over two minutes on sim_a, from the start of a minute ten minutes ago.
 
     qj1 runs 0:05-1:05; qj2 waits behind it and starts at 1:05; qj3 opens a
     session at 1:10 (its first job comes through fair share) and qj4, sent
-    into that session while qj3 runs, starts from the session lane.
+    into that session while qj3 runs, waits in the session lane until 1:30.
     """
     base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
-    submit_at("qj1", inst="hubA/g/p", at=base + timedelta(seconds=5), seconds=60)
-    submit_at("qj2", inst="hubB/g/p", at=base + timedelta(seconds=6))
-    submit_at(
-        "qj3", inst="hubB/g/p", at=base + timedelta(seconds=70), session="qs1", start_session=True
+    driver.submit("qj1", inst="hubA/g/p", at=base + timedelta(seconds=5), seconds=60)
+    driver.submit("qj2", inst="hubB/g/p", at=base + timedelta(seconds=6))
+    driver.submit(
+        "qj3",
+        inst="hubB/g/p",
+        at=base + timedelta(seconds=70),
+        seconds=20,
+        session="qs1",
+        start_session=True,
     )
-    submit_at("qj4", inst="hubB/g/p", at=base + timedelta(seconds=71), session="qs1")
-    engine.step([], at=base + timedelta(seconds=200))
+    driver.submit("qj4", inst="hubB/g/p", at=base + timedelta(seconds=71), session="qs1")
+    driver.run_until(base + timedelta(seconds=200))
     return base
 
 
 def test_the_queue_flow_counts_jobs_entering_and_starting_each_lane_per_minute(
     backend: models.Backend, traffic: datetime
 ) -> None:
-    flow = selectors.queue_flow(
-        backend=backend, since=traffic, now=traffic + timedelta(minutes=5), lanes=NONE_ACTIVE
-    )
+    flow = selectors.queue_flow(backend=backend, since=traffic, now=traffic + timedelta(minutes=5))
 
     bins = flow["flow"]["bins"]
     assert bins == [(traffic + timedelta(minutes=n)).isoformat() for n in range(6)]
@@ -69,14 +103,13 @@ def test_the_queue_flow_counts_jobs_entering_and_starting_each_lane_per_minute(
     depth = flow["depth"]
     assert depth["x"][0] == traffic.isoformat() and depth["x"][-1] == bins[-1]
     assert max(depth[m.FAIR_SHARE]) == 1 and max(depth[m.SESSION]) == 1  # qj2; qj4
+    assert depth["x"][1:-1] == sorted(depth["x"][1:-1])  # one point per sample
     assert [depth[lane][-1] for lane in selectors.LANES] == [0, 0, 0]  # all started
 
 
 def test_the_live_bin_agrees_with_the_replay(backend: models.Backend, traffic: datetime) -> None:
     now = traffic + timedelta(seconds=80)
-    replay = selectors.queue_flow(backend=backend, since=traffic, now=now, lanes=NONE_ACTIVE)[
-        "flow"
-    ]
+    replay = selectors.queue_flow(backend=backend, since=traffic, now=now)["flow"]
     live = live_bin(now)
 
     assert live["bin"] == replay["bins"][-1]
@@ -89,19 +122,19 @@ def test_the_depth_series_keeps_the_last_chart_points(
     backend: models.Backend, traffic: datetime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     now = traffic + timedelta(minutes=5)
-    full = selectors.queue_flow(backend=backend, since=traffic, now=now, lanes=NONE_ACTIVE)["depth"]
-    monkeypatch.setattr(selectors, "CHART_POINTS", 3)
+    full = selectors.queue_flow(backend=backend, since=traffic, now=now)["depth"]
+    monkeypatch.setattr(selectors.charts, "CHART_POINTS", 3)
 
-    kept = selectors.queue_flow(backend=backend, since=traffic, now=now, lanes=NONE_ACTIVE)["depth"]
+    kept = selectors.queue_flow(backend=backend, since=traffic, now=now)["depth"]
 
     assert len(full["x"]) > 3
     assert kept["x"] == full["x"][-3:] and kept[m.FAIR_SHARE] == full[m.FAIR_SHARE][-3:]
 
 
 def test_the_session_timeline_marks_jobs_and_closes(
-    backend: models.Backend, traffic: datetime
+    backend: models.Backend, traffic: datetime, driver: Driver
 ) -> None:
-    engine.step([m.CloseSession("qs1")], at=traffic + timedelta(seconds=240))
+    driver.act(m.CloseSession("qs1"), at=traffic + timedelta(seconds=240))
     staff = UserFactory(username="op", is_staff=True)
 
     timeline = selectors.session_timeline(
@@ -137,30 +170,30 @@ def test_researchers_see_every_session_but_only_their_instances_jobs(
     assert {j["job"] for j in seen_by["bob"]["jobs"]} == {"qj3", "qj4"}
 
 
-def test_the_depth_starts_from_the_jobs_waiting_when_the_chart_begins(
-    backend: models.Backend,
+def test_the_depth_starts_from_the_queue_when_the_chart_begins(
+    backend: models.Backend, driver: Driver
 ) -> None:
     base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
-    submit_at("qlong", inst="hubA/g/p", at=base, seconds=600)  # holds sim_a for 10 minutes
+    driver.submit("qlong", inst="hubA/g/p", at=base, seconds=600)  # holds sim_a for 10 minutes
     for n, at in enumerate((1, 2, 3, 4)):
-        submit_at(f"qw{n}", inst="hubB/g/p", at=base + timedelta(seconds=at))
-    engine.step([m.CancelJob("qw0")], at=base + timedelta(seconds=60))  # before the chart
-    engine.step([m.CancelJob("qw1")], at=base + timedelta(seconds=180))  # during it
+        driver.submit(f"qw{n}", inst="hubB/g/p", at=base + timedelta(seconds=at))
+    driver.act(m.CancelJob("qw0"), at=base + timedelta(seconds=60))  # before the chart
+    driver.act(m.CancelJob("qw1"), at=base + timedelta(seconds=180))  # during it
     since = base + timedelta(minutes=2)
 
-    depth = selectors.queue_flow(
-        backend=backend, since=since, now=base + timedelta(minutes=5), lanes=NONE_ACTIVE
-    )["depth"]
+    depth = selectors.queue_flow(backend=backend, since=since, now=base + timedelta(minutes=5))[
+        "depth"
+    ]
 
     # qw1, qw2 and qw3 waited at 2:00 (qw0 was gone); qw1's cancel leaves two.
     assert depth[m.FAIR_SHARE] == [3, 2, 2]
     assert depth["x"][1] == (base + timedelta(seconds=180)).isoformat()
 
 
-def test_the_live_bin_counts_only_its_own_minute(backend: models.Backend) -> None:
+def test_the_live_bin_counts_only_its_own_minute(backend: models.Backend, driver: Driver) -> None:
     base = selectors.flow_bin(timezone.now()) - timedelta(minutes=10)
-    for n, second in enumerate((59, 61, 62)):
-        submit_at(f"qb{n}", inst="hubA/g/p", at=base + timedelta(seconds=second), seconds=600)
+    for n, second in enumerate((54, 61, 62)):
+        driver.submit(f"qb{n}", inst="hubA/g/p", at=base + timedelta(seconds=second), seconds=600)
 
     first = live_bin(base + timedelta(seconds=59))
     second = live_bin(base + timedelta(seconds=65))
@@ -170,25 +203,26 @@ def test_the_live_bin_counts_only_its_own_minute(backend: models.Backend) -> Non
 
 
 def test_the_chart_counts_waiting_jobs_in_the_lanes_the_cards_show(
-    backend: models.Backend,
+    backend: models.Backend, driver: Driver
 ) -> None:
-    now = selectors.flow_bin(timezone.now())  # the four submissions share a minute
-    models.Reservation.objects.create(
+    now = selectors.flow_bin(timezone.now()) - timedelta(minutes=5)
+    reservation = models.Reservation.objects.create(
         backend=backend,
         instance=models.Instance.objects.get(path="hubA/g/p"),
         start=now + timedelta(minutes=1),
         end=now + timedelta(hours=1),
     )
-    submit_at("qs_run", inst="hubB/g/p", at=now, seconds=600, session="qs2", start_session=True)
-    submit_at("qs_wait", inst="hubB/g/p", at=now + timedelta(seconds=1), session="qs2")
-    submit_at("qr_wait", inst="hubA/g/p", at=now + timedelta(seconds=2))
-    submit_at("qf_wait", inst="hubC/g/p", at=now + timedelta(seconds=3))
-    with time_machine.travel(now + timedelta(minutes=2), tick=False):  # the window is open
+    driver.submit("qs_run", inst="hubB/g/p", at=now, seconds=600, session="qs2", start_session=True)
+    driver.submit("qs_wait", inst="hubB/g/p", at=now + timedelta(seconds=1), session="qs2")
+    driver.submit("qr_wait", inst="hubA/g/p", at=now + timedelta(seconds=2))
+    driver.submit("qf_wait", inst="hubC/g/p", at=now + timedelta(seconds=3))
+    inputs.record(Kind.RESERVATION, at=now + timedelta(seconds=4), target=str(reservation.pk))
+    driver.run_until(now + timedelta(minutes=2))  # the window opens at 1:00
+    with time_machine.travel(now + timedelta(minutes=2), tick=False):
         card = selectors.backend_cards(names=["sim_a"])[0]
-        since = now - timedelta(minutes=1)
-        flow = selectors.queue_flow(backend=backend, since=since, lanes=card.lane_rule)
-        live = live_bin(now)
+        flow = selectors.queue_flow(backend=backend, since=now - timedelta(minutes=1))
+    live = live_bin(now + timedelta(seconds=30))  # the minute of the submissions
 
     assert card.depth == {m.RESERVATION: 1, m.SESSION: 1, m.FAIR_SHARE: 1}
     assert {lane: flow["depth"][lane][-1] for lane in selectors.LANES} == card.depth
-    assert live["entered"] == {m.RESERVATION: 1, m.SESSION: 1, m.FAIR_SHARE: 2}
+    assert live["entered"] == {m.RESERVATION: 0, m.SESSION: 1, m.FAIR_SHARE: 3}

@@ -44,7 +44,7 @@ def saved(reservation: models.Reservation) -> models.Reservation:
 
 
 def submit(job: str, **extra: object) -> m.Submit:
-    return m.Submit(job, "h/g/p", "sim_a", 3600_000_000, **extra)  # type: ignore[arg-type]
+    return m.Submit(job=job, instance="h/g/p", backend="sim_a", duration=3600_000_000, **extra)  # type: ignore[arg-type]
 
 
 def step(clock: FakeClock, *actions: m.Action) -> None:
@@ -108,7 +108,11 @@ def test_it_refuses_a_window_that_does_not_end_after_it_starts(
 def test_it_warns_about_an_active_session_of_the_instance(
     backend: models.Backend, clock: FakeClock
 ) -> None:
-    step(clock, m.CreateSession("s1", "h/g/p", "sim_a"), submit("j1", session="s1"))
+    step(
+        clock,
+        m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"),
+        submit("j1", session="s1"),
+    )
 
     warning = services.reservations_bound_warning(
         reservation=window(backend, 1, 2), now=clock.now()
@@ -123,9 +127,12 @@ def test_it_warns_about_an_active_session_of_the_instance(
 def test_it_warns_about_a_session_that_could_activate_in_the_window(
     backend: models.Backend, clock: FakeClock, state: str
 ) -> None:
-    step(clock, m.CreateSession("s1", "h/g/p", "sim_a"))
+    step(clock, m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"))
     if state == m.INACTIVE:  # a one-second job, then the interactive timeout runs out
-        step(clock, m.Submit("j1", "h/g/p", "sim_a", 1_000_000, session="s1"))
+        step(
+            clock,
+            m.Submit(job="j1", instance="h/g/p", backend="sim_a", duration=1_000_000, session="s1"),
+        )
         clock.advance(timedelta(minutes=2))
         step(clock)
     assert models.Session.objects.get().state == state
@@ -144,9 +151,9 @@ def test_it_does_not_warn_without_a_live_session_there(
     instance("h/g/q")
     step(
         clock,
-        m.CreateSession("elsewhere", "h/g/p", "sim_b"),
-        m.CreateSession("other", "h/g/q", "sim_a"),
-        m.CreateSession("done", "h/g/p", "sim_a"),
+        m.CreateSession(session="elsewhere", instance="h/g/p", backend="sim_b"),
+        m.CreateSession(session="other", instance="h/g/q", backend="sim_a"),
+        m.CreateSession(session="done", instance="h/g/p", backend="sim_a"),
         m.CloseSession("done"),
     )
 
@@ -160,7 +167,10 @@ def test_it_does_not_warn_without_a_live_session_there(
 def test_it_does_not_warn_about_a_session_that_expires_before_the_window(
     backend: models.Backend, clock: FakeClock
 ) -> None:
-    step(clock, m.CreateSession("s1", "h/g/p", "sim_a", max_ttl=1_800_000_000))
+    step(
+        clock,
+        m.CreateSession(session="s1", instance="h/g/p", backend="sim_a", max_ttl=1_800_000_000),
+    )
     step(clock, submit("j1", session="s1"))
     assert models.Session.objects.get().ttl_deadline == T0 + HOUR / 2
 
@@ -173,7 +183,7 @@ def test_it_does_not_warn_about_a_session_that_expires_before_the_window(
 
 
 def test_it_does_not_warn_about_an_ended_window(backend: models.Backend, clock: FakeClock) -> None:
-    step(clock, m.CreateSession("s1", "h/g/p", "sim_a"))
+    step(clock, m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"))
 
     warning = services.reservations_bound_warning(
         reservation=window(backend, -2, 0), now=clock.now()
@@ -211,7 +221,11 @@ def test_it_cancels_a_running_job_and_starts_the_next(
 def test_it_closes_a_session_after_its_queued_jobs(
     backend: models.Backend, clock: FakeClock
 ) -> None:
-    step(clock, m.CreateSession("s1", "h/g/p", "sim_a"), submit("j1", session="s1"))
+    step(
+        clock,
+        m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"),
+        submit("j1", session="s1"),
+    )
 
     session = services.sessions_close(session=models.Session.objects.get(), clock=clock)
 
@@ -223,7 +237,7 @@ def test_it_cancels_a_session_and_its_queued_jobs(
 ) -> None:
     step(
         clock,
-        m.CreateSession("s1", "h/g/p", "sim_a"),
+        m.CreateSession(session="s1", instance="h/g/p", backend="sim_a"),
         submit("j1", session="s1"),
         submit("j2", session="s1"),
     )
@@ -235,12 +249,12 @@ def test_it_cancels_a_session_and_its_queued_jobs(
     assert (j2.status, j2.error) == (m.CANCELLED, m.SESSION_CANCELLED)
 
 
-def test_it_wakes_the_scheduler_to_open_a_saved_window(
+def test_the_leader_opens_a_saved_window_when_told_of_it(
     backend: models.Backend, clock: FakeClock
 ) -> None:
     reservation = saved(window(backend, 0, 1))
 
-    services.scheduler_wake(clock=clock)
+    services.reservations_changed(reservation_id=reservation.pk, clock=clock)
 
     reservation.refresh_from_db()
     assert reservation.started

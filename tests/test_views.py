@@ -100,7 +100,7 @@ def test_the_job_page_says_why_a_queued_job_waits(staff: Client, held_session: d
     assert "Queue position" in html and "1 on sim_a" in html
     assert "Estimated start" in html and "an estimate" in html
     assert f'datetime="{held_session.isoformat()}"' in html  # starts when the hold ends
-    assert "backend held by session qsessa… of hubA/g/p until" in html
+    assert "sim_a is held by session qsessa… of hubA/g/p until" in html
     assert "(interactive timeout)" in html
 
 

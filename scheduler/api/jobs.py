@@ -15,15 +15,13 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Query, Router, Status
 
-from scheduler import circuits, engine, models, services
+from scheduler import circuits, models, selectors, services
 from scheduler.api.auth import Principal, principal
 from scheduler.api.backends import backend_or_404
 from scheduler.api.errors import ApiError, not_found
 from scheduler.api.present import failure_text, iso, job_json
 from scheduler.api.schemas import Error, JobCreated, JobIn, JobOut, JobsOut, TagsIn
-from scheduler.clock import from_ticks, to_ticks
 from scheduler.policy import model as m
-from scheduler.policy.estimate import estimate
 from scheduler.submission import jobs_submit, warning_text
 
 router = Router(tags=["jobs"])
@@ -318,12 +316,11 @@ def jobs_metrics(request: HttpRequest, uid: str) -> dict[str, Any]:
 
 
 def _estimate(job: models.Job) -> tuple[int | None, datetime | None]:
-    now = to_ticks(timezone.now())
-    snapshot = engine.load(engine.policy_settings(), now)
-    found = estimate(snapshot.policy, now).get(job.uid)
-    if found is None:
+    """The job's position and estimated start in the published plan."""
+    waiting = selectors.job_waiting(job)
+    if waiting is None:
         return None, None
-    return found.position, None if found.start is None else from_ticks(found.start)
+    return waiting.position, waiting.estimated_start
 
 
 # ----------------------------------------------------------------------- write

@@ -35,3 +35,12 @@ def duration(span: Any) -> str:
     if hours:
         return f"{hours}h {minutes}m {seconds}s"
     return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
+
+
+LANE_WORDS = {"reservation": "reservation", "session": "session", "fair_share": "fair-share"}
+
+
+@register.simple_tag
+def lane_label(lane: str | None) -> str:
+    """A lane's name for people ("fair-share")."""
+    return LANE_WORDS.get(lane or "", lane or "")

@@ -16,7 +16,7 @@ from qiskit.transpiler import generate_preset_pass_manager
 from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService, SamplerV2, Session
 from qiskit_ibm_runtime.exceptions import IBMRuntimeError, RuntimeJobMaxTimeoutError
 
-from scheduler import models
+from scheduler import models, services
 from scheduler.api.auth import instance_crn
 from scheduler.auth_tokens import tokens_issue
 from scheduler.policy import model as m
@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 
 
 @pytest.fixture
-def scheduler_thread() -> Iterator[None]:
-    """The scheduler ticking every 0.05 s in a thread, executing jobs inline."""
+def scheduler_thread(settings: Any) -> Iterator[None]:
+    """The scheduler leader ticking every 0.05 s in a thread, executing jobs inline
+    and publishing the plan, as `serve` runs it; the API only stores inputs."""
+    settings.QDASH_EAGER_LEADER = False
     stop = threading.Event()
 
     def run() -> None:
@@ -42,6 +44,7 @@ def scheduler_thread() -> Iterator[None]:
             while not stop.is_set():
                 try:
                     scheduler.tick()
+                    scheduler.publish_plan()
                 except Exception:  # a failed step rolled back; the next tick retries
                     log.exception("scheduler tick failed")
                 stop.wait(0.05)
@@ -119,7 +122,8 @@ def test_a_session_runs_sampler_and_estimator_jobs(service: Any) -> None:
 def test_a_queued_job_shows_its_place_and_can_be_cancelled(service: Any) -> None:
     backend = service.backend("sim_x")
     circuit = bell(backend)
-    models.Backend.objects.filter(name="sim_x").update(status=models.Backend.Status.PAUSED)
+    sim_x = models.Backend.objects.get(name="sim_x")
+    services.backends_set_status(backend=sim_x, status=models.Backend.Status.PAUSED)
     job = SamplerV2(mode=backend).run([circuit], shots=100)
     assert job.status() == "QUEUED"
     metrics = job.metrics()
@@ -128,7 +132,7 @@ def test_a_queued_job_shows_its_place_and_can_be_cancelled(service: Any) -> None
     assert job.status() == "CANCELLED"
     assert models.Job.objects.get(uid=job.job_id()).status == m.CANCELLED
 
-    models.Backend.objects.filter(name="sim_x").update(status=models.Backend.Status.ONLINE)
+    services.backends_set_status(backend=sim_x, status=models.Backend.Status.ONLINE)
     again = SamplerV2(mode=backend).run([circuit], shots=200)
     assert again.result()[0].data.meas.num_shots == 200
     listed = service.jobs(limit=10)

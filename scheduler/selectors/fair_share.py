@@ -1,0 +1,82 @@
+"""The fair-share page: the instance tree with shares and usage, and what starts next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from scheduler import engine, models
+from scheduler.clock import from_ticks
+from scheduler.plans import PlanView
+from scheduler.policy import model as m
+from scheduler.policy.queues import tree_nodes
+
+
+@dataclass
+class TreeRow:
+    path: str
+    level: str
+    share: float
+    usage_seconds: float
+    ratio: float | None
+    depth: int
+    queued: int = 0
+    children: list[TreeRow] = field(default_factory=list)
+
+
+def fair_share_tree(*, now: datetime | None = None) -> list[TreeRow]:
+    """Every instance-tree node with its share, usage in the window and usage/share."""
+    now = now or timezone.now()
+    window = timedelta(seconds=engine.policy_settings().usage_window / 1_000_000)
+    usage: dict[str, int] = {}
+    for path, total in (
+        models.UsageCharge.objects.filter(ended_at__gt=now - window)
+        .values_list("instance__path")
+        .annotate(total=Sum("microseconds"))
+    ):
+        for ancestor in tree_nodes(path):
+            usage[ancestor] = usage.get(ancestor, 0) + total
+    queued = dict(
+        models.Job.objects.filter(status=m.QUEUED)
+        .values_list("instance__path")
+        .annotate(n=Count("id"))
+    )
+    rows = []
+    for node in models.Instance.objects.order_by("path"):
+        seconds = usage.get(node.path, 0) / 1_000_000
+        ratio = seconds / node.share if node.share > 0 else None
+        count = sum(n for path, n in queued.items() if path == node.path or _under(path, node))
+        rows.append(
+            TreeRow(node.path, node.level, node.share, seconds, ratio, node.path.count("/"))
+        )
+        rows[-1].queued = count
+    return rows
+
+
+def _under(path: str, node: models.Instance) -> bool:
+    return path.startswith(node.path + "/")
+
+
+def fair_share_next(plan: PlanView | None, *, limit: int = 10) -> dict[str, list[dict[str, Any]]]:
+    """Per backend, the queued jobs in the order the published plan starts them."""
+    names = models.Backend.objects.order_by("name").values_list("name", flat=True)
+    order: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    if plan is None:
+        return order
+    for name in order:
+        state = plan.backends.get(name)
+        for position, head in enumerate(state.head[:limit] if state else [], 1):
+            order[name].append(
+                {
+                    "uid": head["job"],
+                    "instance": head["instance"],
+                    "session": head["session"],
+                    "position": position,
+                    "start": from_ticks(head["start"]),
+                }
+            )
+    return order
