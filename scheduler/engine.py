@@ -28,7 +28,7 @@ from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.db.models import Exists, Max, OuterRef, Q, Sum
 
-from scheduler import models
+from scheduler import bulk, models
 from scheduler.clock import from_ticks, maybe_from_ticks, span_ticks, ticks_span, to_ticks
 from scheduler.policy import Policy, lane_depths, make_plan, waiting_lane
 from scheduler.policy import model as m
@@ -36,6 +36,7 @@ from scheduler.policy import model as m
 log = logging.getLogger(__name__)
 LOCK_KEY = 0x71DA5  # PostgreSQL advisory lock held by each step's transaction
 INPUT_BATCH = 5_000  # inputs applied by one step at most; the rest wait for the next
+DRAIN_INSTANTS = 50_000  # instants one draining step runs at most
 SAMPLE_SPAN = timedelta(seconds=5)  # a new queue sample row at most this often per backend
 SAMPLE_TICKS = SAMPLE_SPAN // timedelta(microseconds=1)
 LANES = (m.RESERVATION, m.SESSION, m.FAIR_SHARE)
@@ -121,17 +122,20 @@ class Leader:
         *,
         job_fields: Mapping[str, dict[str, Any]] | None = None,
         session_fields: Mapping[str, dict[str, Any]] | None = None,
+        drain: bool = False,
         attempts: int = 3,
     ) -> StepReport:
         """Apply the committed inputs, then `timed` batches of actions at their instants,
         then everything due up to `now`, and write the changes in one transaction.
 
         `job_fields` and `session_fields` give the columns (owner, program, inputs)
-        of jobs and sessions that actions in `timed` create, by their id.
+        of jobs and sessions that actions in `timed` create, by their id. With
+        `drain`, the step goes on past `now` through every instant that has
+        something due (up to DRAIN_INSTANTS of them): a simulation's tail.
         """
         for attempt in range(attempts):
             try:
-                return self._attempt(now, timed, job_fields or {}, session_fields or {})
+                return self._attempt(now, timed, job_fields or {}, session_fields or {}, drain)
             except Conflict:
                 log.warning("scheduler step conflicted; reloading the state")
                 self.policy = None
@@ -148,6 +152,7 @@ class Leader:
         timed: Sequence[tuple[int, Sequence[m.Action]]],
         job_fields: Mapping[str, dict[str, Any]],
         session_fields: Mapping[str, dict[str, Any]],
+        drain: bool,
     ) -> StepReport:
         phases: dict[str, float] = {}
         clock = time.perf_counter()
@@ -169,6 +174,12 @@ class Leader:
                 outcomes += instant.outcomes
             if policy.now is None or policy.now < now:
                 merged.extend(policy.run_instant(now))
+            for _ in range(DRAIN_INSTANTS if drain else 0):
+                due = policy.next_due()
+                if due is None:
+                    break
+                merged.extend(policy.run_instant(due))
+                now = due
             phases["apply"] = time.perf_counter() - clock - sum(phases.values())
             changed = self._save(merged, refused, job_fields, session_fields, now)
             if rows:
@@ -191,8 +202,13 @@ class Leader:
 
     # ----------------------------------------------------------------- inputs
     def _read_inputs(self, policy: Policy) -> list[tuple[models.Input, m.Action | None]]:
+        # A cheap look first: most steps (an executor's report, a timer) find none.
+        ids = list(models.Input.objects.order_by("id").values_list("id", flat=True)[:INPUT_BATCH])
+        if not ids:
+            return []
         rows = list(
-            models.Input.objects.select_related(
+            models.Input.objects.filter(id__in=ids)
+            .select_related(
                 "job__backend",
                 "job__instance",
                 "job__session",
@@ -200,7 +216,7 @@ class Leader:
                 "session__instance",
             )
             .defer("job__params", "job__result")
-            .order_by("id")[:INPUT_BATCH]
+            .order_by("id")
         )
         named = {row.target for row in rows if row.kind in SESSION_KINDS}
         named |= {row.job.session.uid for row in rows if row.job and row.job.session}
@@ -449,97 +465,106 @@ class Leader:
     ) -> None:
         new = [s for s in sessions if s.id not in self.sessions]
         created = {s.id for s in new}
-        rows = models.Session.objects.bulk_create(
+        names, more = _with_extra(models.Session, SESSION_NEW, [extra.get(s.id, {}) for s in new])
+        keys = bulk.insert(
+            models.Session,
+            names,
             [
-                models.Session(
-                    uid=s.id,
-                    backend_id=self.backends[s.backend],
-                    instance_id=self._instance_pk(s.instance),
-                    mode=s.mode,
-                    interactive_ttl=ticks_span(s.interactive_ttl),
-                    **_session_columns(s),
-                    **extra.get(s.id, {}),
+                (
+                    s.id,
+                    self.backends[s.backend],
+                    self._instance_pk(s.instance),
+                    s.mode,
+                    ticks_span(s.interactive_ttl),
+                    *_session_values(s),
+                    *values,
                 )
-                for s in new
-            ]
+                for s, values in zip(new, more, strict=True)
+            ],
         )
-        for session, row in zip(new, rows, strict=True):
-            self.sessions[session.id] = (row.pk, session.state, session.accepting_jobs)
+        for session, pk in zip(new, keys, strict=True):
+            self.sessions[session.id] = (pk, session.state, session.accepting_jobs)
         groups: dict[tuple[str, bool], list[m.Session]] = defaultdict(list)
         for s in sessions:
             if s.id not in created:
                 _, state, accepting = self.sessions[s.id]
                 groups[state, accepting].append(s)
         for (state, accepting), group in groups.items():
-            objs = [models.Session(pk=self.sessions[s.id][0], **_session_columns(s)) for s in group]
-            written = models.Session.objects.filter(
-                state=state, accepting_jobs=accepting
-            ).bulk_update(objs, SESSION_FIELDS)
-            if written != len(objs):
-                raise Conflict(f"{len(objs) - written} session(s) changed under the leader")
+            written = bulk.update(
+                models.Session,
+                SESSION_FIELDS,
+                [(self.sessions[s.id][0], _session_values(s)) for s in group],
+                where={"state": state, "accepting_jobs": accepting},
+            )
+            if written != len(group):
+                raise Conflict(f"{len(group) - written} session(s) changed under the leader")
             for s in group:
                 self.sessions[s.id] = (self.sessions[s.id][0], s.state, s.accepting_jobs)
 
     def _save_jobs(self, jobs: list[m.Job], extra: Mapping[str, dict[str, Any]]) -> None:
         new = [j for j in jobs if j.id not in self.jobs]
         created = {j.id for j in new}
-        rows = models.Job.objects.bulk_create(
+        names, more = _with_extra(models.Job, JOB_NEW, [extra.get(j.id, {}) for j in new])
+        keys = bulk.insert(
+            models.Job,
+            names,
             [
-                models.Job(
-                    uid=j.id,
-                    backend_id=self.backends[j.backend],
-                    instance_id=self._instance_pk(j.instance),
-                    session_id=self.sessions[j.session.id][0] if j.session is not None else None,
-                    duration=ticks_span(j.duration),
-                    expected_duration=ticks_span(j.expected),
-                    max_execution_time=ticks_span(j.max_execution_time),
-                    **_job_columns(j),
-                    **extra.get(j.id, {}),
+                (
+                    j.id,
+                    self.backends[j.backend],
+                    self._instance_pk(j.instance),
+                    self.sessions[j.session.id][0] if j.session is not None else None,
+                    ticks_span(j.duration),
+                    ticks_span(j.expected),
+                    ticks_span(j.max_execution_time),
+                    *_job_values(j),
+                    *values,
                 )
-                for j in new
-            ]
+                for j, values in zip(new, more, strict=True)
+            ],
         )
-        for job, row in zip(new, rows, strict=True):
-            self.jobs[job.id] = (row.pk, job.status)
+        for job, pk in zip(new, keys, strict=True):
+            self.jobs[job.id] = (pk, job.status)
         groups: dict[str, list[m.Job]] = defaultdict(list)
         for j in jobs:
             if j.id not in created:
                 groups[self.jobs[j.id][1]].append(j)
         for status, group in groups.items():
-            objs = [models.Job(pk=self.jobs[j.id][0], **_job_columns(j)) for j in group]
-            written = models.Job.objects.filter(status=status).bulk_update(objs, JOB_FIELDS)
-            if written != len(objs):
-                raise Conflict(f"{len(objs) - written} job(s) changed under the leader")
+            written = bulk.update(
+                models.Job,
+                JOB_FIELDS,
+                [(self.jobs[j.id][0], _job_values(j)) for j in group],
+                where={"status": status},
+            )
+            if written != len(group):
+                raise Conflict(f"{len(group) - written} job(s) changed under the leader")
         for j in jobs:
             self.jobs[j.id] = (self.jobs[j.id][0], j.status)
 
     def _save_backends(self, backends: list[m.Backend]) -> None:
-        if backends:
-            models.Backend.objects.bulk_update(
-                [
-                    models.Backend(
-                        pk=self.backends[b.name],
-                        status=b.status,
-                        hold_session_id=self.sessions[b.hold_session.id][0]
-                        if b.hold_session
-                        else None,
-                        hold_since=maybe_from_ticks(b.hold_since),
-                    )
-                    for b in backends
-                ],
-                ["status", "hold_session", "hold_since"],
-            )
+        bulk.update(
+            models.Backend,
+            ["status", "hold_session", "hold_since"],
+            [
+                (
+                    self.backends[b.name],
+                    (
+                        b.status,
+                        self.sessions[b.hold_session.id][0] if b.hold_session else None,
+                        maybe_from_ticks(b.hold_since),
+                    ),
+                )
+                for b in backends
+            ],
+        )
 
     def _save_reservations(self, reservations: list[m.Reservation]) -> None:
-        if reservations:  # rows an operator deleted meanwhile are simply not there
-            models.Reservation.objects.bulk_update(
-                [
-                    models.Reservation(pk=int(r.id), started=r.started, ended=r.ended)
-                    for r in reservations
-                    if not r.removed
-                ],
-                ["started", "ended"],
-            )
+        # Rows an operator deleted meanwhile are simply not there.
+        bulk.update(
+            models.Reservation,
+            ["started", "ended"],
+            [(int(r.id), (r.started, r.ended)) for r in reservations if not r.removed],
+        )
 
     def _save_refused(self, refused: list[tuple[models.Job, int, str]]) -> None:
         """A submission its web process accepted but the rules refuse (it raced a
@@ -552,22 +577,21 @@ class Leader:
                 raise Conflict(f"job {job.uid} changed under the leader")
 
     def _save_charges(self, charges: list[m.Charge]) -> None:
-        models.UsageCharge.objects.bulk_create(
+        run, hold = models.UsageCharge.Kind.RUN, models.UsageCharge.Kind.HOLD
+        bulk.insert(
+            models.UsageCharge,
+            ["instance_id", "kind", "microseconds", "ended_at", "job_id", "session_id"],
             [
-                models.UsageCharge(
-                    instance_id=self._instance_pk(c.instance),
-                    kind=models.UsageCharge.Kind.RUN
-                    if isinstance(c.source, m.Job)
-                    else models.UsageCharge.Kind.HOLD,
-                    microseconds=c.amount,
-                    ended_at=from_ticks(c.end),
-                    job_id=self.jobs[c.source.id][0] if isinstance(c.source, m.Job) else None,
-                    session_id=self.sessions[c.source.id][0]
-                    if isinstance(c.source, m.Session)
-                    else None,
+                (
+                    self._instance_pk(c.instance),
+                    run if isinstance(c.source, m.Job) else hold,
+                    c.amount,
+                    from_ticks(c.end),
+                    self.jobs[c.source.id][0] if isinstance(c.source, m.Job) else None,
+                    self.sessions[c.source.id][0] if isinstance(c.source, m.Session) else None,
                 )
                 for c in charges
-            ]
+            ],
         )
 
     def _save_log(
@@ -576,33 +600,36 @@ class Leader:
         rows = []
         for event in events:
             subject = event.subject
-            row = models.Event(at=from_ticks(event.at), kind=event.kind, detail=event.detail)
+            job = session = reservation = None
             if isinstance(subject, m.Job):
-                row.job_id = self.jobs[subject.id][0]
+                job = self.jobs[subject.id][0]
                 if subject.session is not None:
-                    row.session_id = self.sessions[subject.session.id][0]
-                row.backend_id = self.backends[subject.backend]
+                    session = self.sessions[subject.session.id][0]
+                backend = self.backends[subject.backend]
             elif isinstance(subject, m.Session):
-                row.session_id = self.sessions[subject.id][0]
-                row.backend_id = self.backends[subject.backend]
+                session = self.sessions[subject.id][0]
+                backend = self.backends[subject.backend]
             elif isinstance(subject, m.Backend):
-                row.backend_id = self.backends[subject.name]
-            elif isinstance(subject, m.Reservation):
-                row.reservation_id = None if subject.removed else int(subject.id)
-                row.backend_id = self.backends[subject.backend]
-            rows.append(row)
-        for job, at, code in refused:
+                backend = self.backends[subject.name]
+            else:
+                reservation = None if subject.removed else int(subject.id)
+                backend = self.backends[subject.backend]
             rows.append(
-                models.Event(
-                    at=from_ticks(at),
-                    kind="job_refused",
-                    detail={"error": code},
-                    job_id=job.pk,
-                    session_id=job.session_id,
-                    backend_id=job.backend_id,
+                (from_ticks(event.at), event.kind, event.detail, job, session, backend, reservation)
+            )
+        for row, at, code in refused:
+            rows.append(
+                (
+                    from_ticks(at),
+                    "job_refused",
+                    {"error": code},
+                    row.pk,
+                    row.session_id,
+                    row.backend_id,
+                    None,
                 )
             )
-        models.Event.objects.bulk_create(rows)
+        bulk.insert(models.Event, EVENT_FIELDS, rows)
 
     def _save_samples(self, events: Sequence[m.Event], changed: set[str], now: int) -> None:
         """Each changed backend's lanes: the newest sample updated, or a new one when
@@ -619,39 +646,25 @@ class Leader:
             else:
                 lane = job.lane or waiting_lane(policy.backends[job.backend], job)
                 sample.entered[LANES.index(lane)] += 1
-        new, updated = [], []
+        new: list[tuple[_Sample, tuple[Any, ...]]] = []
+        updated = []
+        at = from_ticks(now)
         for name in sorted(changed):
             if name not in policy.backends:
                 continue
             sample = self.samples.setdefault(name, _Sample())
             depths = lane_depths(policy, name)
             sample.depths = (depths[m.RESERVATION], depths[m.SESSION], depths[m.FAIR_SHARE])
-            row = models.QueueSample(
-                pk=sample.pk,
-                backend_id=self.backends[name],
-                at=from_ticks(now),
-                reservation=sample.depths[0],
-                session=sample.depths[1],
-                fair_share=sample.depths[2],
-                entered_reservation=sample.entered[0],
-                entered_session=sample.entered[1],
-                entered_fair_share=sample.entered[2],
-                started_reservation=sample.started[0],
-                started_session=sample.started[1],
-                started_fair_share=sample.started[2],
-            )
+            values = (at, *sample.depths, *sample.entered, *sample.started)
             if sample.pk is None or now - sample.at >= SAMPLE_TICKS:
-                row.pk = None
-                new.append((sample, row))
+                new.append((sample, (self.backends[name], *values)))
                 sample.at = now
             else:
-                updated.append(row)
-        for (sample, _), row in zip(
-            new, models.QueueSample.objects.bulk_create([row for _, row in new]), strict=True
-        ):
-            sample.pk = row.pk
-        if updated:
-            models.QueueSample.objects.bulk_update(updated, SAMPLE_FIELDS)
+                updated.append((sample.pk, values))
+        keys = bulk.insert(models.QueueSample, ["backend_id", *SAMPLE_FIELDS], [r for _, r in new])
+        for (sample, _), pk in zip(new, keys, strict=True):
+            sample.pk = pk
+        bulk.update(models.QueueSample, SAMPLE_FIELDS, updated)
 
     def _forget(self, instant: m.Instant) -> None:
         """Drop what ended from memory, now that it is written."""
@@ -691,6 +704,7 @@ def _named_sessions(timed: Sequence[tuple[int, Sequence[m.Action]]]) -> set[str]
     return named
 
 
+EVENT_FIELDS = ["at", "kind", "detail", "job_id", "session_id", "backend_id", "reservation_id"]
 SESSION_FIELDS = [
     "state",
     "accepting_jobs",
@@ -702,7 +716,18 @@ SESSION_FIELDS = [
     "bound_reservation",
     "closed_reason",
 ]
+SESSION_NEW = ["uid", "backend_id", "instance_id", "mode", "interactive_ttl", *SESSION_FIELDS]
 JOB_FIELDS = ["status", "lane", "error", "submitted_at", "started_at", "ended_at", "runtime_limit"]
+JOB_NEW = [
+    "uid",
+    "backend_id",
+    "instance_id",
+    "session_id",
+    "duration",
+    "expected_duration",
+    "max_execution_time",
+    *JOB_FIELDS,
+]
 SAMPLE_FIELDS = [
     "at",
     "reservation",
@@ -717,32 +742,46 @@ SAMPLE_FIELDS = [
 ]
 
 
-def _session_columns(session: m.Session) -> dict[str, Any]:
-    return {
-        "state": session.state,
-        "accepting_jobs": session.accepting_jobs,
-        "created_at": from_ticks(session.created_at),
-        "max_ttl": ticks_span(session.max_ttl),
-        "ttl_deadline": maybe_from_ticks(session.ttl_deadline),
-        "interactive_deadline": maybe_from_ticks(session.interactive_deadline),
-        "open_deadline": maybe_from_ticks(session.open_deadline),
-        "bound_reservation_id": int(session.bound_reservation)
-        if session.bound_reservation
-        else None,
-        "closed_reason": session.closed_reason or "",
-    }
+def _session_values(session: m.Session) -> tuple[Any, ...]:
+    """A session's SESSION_FIELDS, in order."""
+    return (
+        session.state,
+        session.accepting_jobs,
+        from_ticks(session.created_at),
+        ticks_span(session.max_ttl),
+        maybe_from_ticks(session.ttl_deadline),
+        maybe_from_ticks(session.interactive_deadline),
+        maybe_from_ticks(session.open_deadline),
+        int(session.bound_reservation) if session.bound_reservation else None,
+        session.closed_reason or "",
+    )
 
 
-def _job_columns(job: m.Job) -> dict[str, Any]:
-    return {
-        "status": job.status,
-        "lane": job.lane or "",
-        "error": job.error or "",
-        "submitted_at": from_ticks(job.submitted_at),
-        "started_at": maybe_from_ticks(job.started_at),
-        "ended_at": maybe_from_ticks(job.ended_at),
-        "runtime_limit": ticks_span(job.limit),
+def _job_values(job: m.Job) -> tuple[Any, ...]:
+    """A job's JOB_FIELDS, in order."""
+    return (
+        job.status,
+        job.lane or "",
+        job.error or "",
+        from_ticks(job.submitted_at),
+        maybe_from_ticks(job.started_at),
+        maybe_from_ticks(job.ended_at),
+        ticks_span(job.limit),
+    )
+
+
+def _with_extra(
+    model: type[Any], names: list[str], extra: list[dict[str, Any]]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The columns of new rows plus those some rows give (the others get the default)."""
+    keys = sorted({key for fields in extra for key in fields})
+    defaults = {
+        key: model._meta.get_field(key.removesuffix("_id")).get_default()
+        if key.endswith("_id") and key != "program_id"
+        else model._meta.get_field(key).get_default()
+        for key in keys
     }
+    return [*names, *keys], [tuple(fields.get(k, defaults[k]) for k in keys) for fields in extra]
 
 
 def reservation_of(row: models.Reservation) -> m.Reservation:

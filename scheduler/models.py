@@ -207,6 +207,8 @@ class Job(models.Model):
             models.Index(fields=["status", "backend"]),
             models.Index(fields=["submitted_at"]),
             models.Index(fields=["backend", "started_at"]),
+            # The per-user limit of queued jobs counts these at every submission.
+            models.Index(fields=["owner", "status"]),
         ]
 
     def __str__(self) -> str:

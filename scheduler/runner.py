@@ -23,7 +23,7 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from scheduler import models
+from scheduler import bulk, models
 from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span, to_ticks
 from scheduler.engine import Leader
 from scheduler.leader import LeaderLock
@@ -130,37 +130,56 @@ class Scheduler:
                 self._executing.pop(uid)
                 with self._guard:
                     self._finishes.pop(uid, None)
-        for uid, job in running.items():
-            if uid in self._executing or job.duration is not None:
-                continue
+        new = [
+            (uid, job)
+            for uid, job in running.items()
+            if uid not in self._executing and job.duration is None
+        ]
+        if not new:
+            return
+        # One read for every job to execute (its inputs, and a result a restart left).
+        rows = models.Job.objects.filter(uid__in=[uid for uid, _ in new]).only(
+            "uid", "program_id", "params", "result"
+        )
+        inputs = {row.uid: row for row in rows}
+        kept: dict[str, list[tuple[int, tuple[str]]]] = {"result": [], "error_message": []}
+        for uid, job in new:
             assert job.started_at is not None
             end = from_ticks(job.started_at) + (ticks_span(job.expected) or timedelta(0))
-            if self._pool is None:
+            row = inputs[uid]
+            if self._pool is None:  # inline: the writes of all of them in one statement each
                 self._executing[uid] = None
-                self._finished(uid, self._run(uid, end))
+                finish, column, value = self._execute(row, end)
+                if column:
+                    kept[column].append((row.pk, (value,)))
+                self._finished(uid, finish)
             else:
-                future = self._pool.submit(self._run, uid, end)
+                future = self._pool.submit(self._run, row, end)
                 self._executing[uid] = future
                 future.add_done_callback(partial(self._collect, uid))
+        for column, values in kept.items():
+            bulk.update(models.Job, [column], values, where={"status": m.RUNNING})
 
-    def _run(self, uid: str, end: datetime) -> Finish:
+    def _run(self, row: models.Job, end: datetime) -> Finish:
         """Execute one job's primitive and keep the result (in an executor thread)."""
         try:
-            row = models.Job.objects.only("program_id", "params", "result").get(uid=uid)
-            if row.result is None:
-                try:
-                    result = self.execute(row.program_id, row.params)
-                except Exception as error:  # noqa: BLE001 - any failure fails the job clearly
-                    log.info("job %s failed: %s", uid, error)
-                    models.Job.objects.filter(uid=uid, status=m.RUNNING).update(
-                        error_message=str(error)
-                    )
-                    return Finish(self.clock.now(), m.FAILED, EXECUTION_FAILED)
-                models.Job.objects.filter(uid=uid, status=m.RUNNING).update(result=result)
-            return Finish(max(end, self.clock.now()), m.COMPLETED)
+            finish, column, value = self._execute(row, end)
+            if column:
+                bulk.update(models.Job, [column], [(row.pk, (value,))], where={"status": m.RUNNING})
+            return finish
         finally:
-            if not self.inline:
-                close_old_connections()
+            close_old_connections()
+
+    def _execute(self, row: models.Job, end: datetime) -> tuple[Finish, str, str]:
+        """Run a job's primitive: its end, and the column to store (result or error)."""
+        if row.result is not None:  # executed before a restart: the result is kept
+            return Finish(max(end, self.clock.now()), m.COMPLETED), "", ""
+        try:
+            result = self.execute(row.program_id, row.params)
+        except Exception as error:  # noqa: BLE001 - any failure fails the job clearly
+            log.info("job %s failed: %s", row.uid, error)
+            return Finish(self.clock.now(), m.FAILED, EXECUTION_FAILED), "error_message", str(error)
+        return Finish(max(end, self.clock.now()), m.COMPLETED), "result", result
 
     def _collect(self, uid: str, future: Future[Finish]) -> None:
         if not future.cancelled():

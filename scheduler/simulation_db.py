@@ -20,7 +20,9 @@ from django.test.utils import setup_databases, teardown_databases
 from scheduler import engine, models
 from scheduler.clock import from_ticks, ticks_span, to_ticks
 from scheduler.policy import model as m
-from scheduler.simulation import FinalState, Scenario, simulate
+from scheduler.simulation import FinalState, Scenario, write_trace
+
+CHUNK = 1_000  # scenario actions one step applies, at most (a batch of one instant may exceed it)
 
 
 class DbEngine:
@@ -63,6 +65,37 @@ class DbEngine:
                 note=r.id,
             )
         self.leader.load(0)
+
+    def run(self, *, chunk: int = CHUNK) -> dict[str, Any]:
+        """The whole scenario: events in steps of about `chunk` actions (each applied
+        at its own instant), then the tail in draining steps; the trace from the rows."""
+        scenario = self.scenario
+        batches: list[tuple[int, list[m.Action]]] = []
+        for t, action in scenario.events:
+            if batches and batches[-1][0] == t:
+                batches[-1][1].append(action)
+            else:
+                batches.append((t, [action]))
+        refused: dict[str, tuple[int, m.Submit, str]] = {}
+        i = 0
+        while i < len(batches):
+            group: list[tuple[int, list[m.Action]]] = []
+            size = 0
+            while i < len(batches) and (not group or size + len(batches[i][1]) <= chunk):
+                group.append(batches[i])
+                size += len(batches[i][1])
+                i += 1
+            answers = iter(self.leader.step(group[-1][0], group).outcomes)
+            for t, actions in group:
+                for action in actions:
+                    outcome = next(answers)
+                    if isinstance(action, m.Submit) and not outcome.accepted:
+                        refused[action.job] = (t, action, outcome.code or "")
+        while (due := self.leader.next_due()) is not None:
+            self.leader.step(due, drain=True)
+        last = [batches[-1][0]] if batches else []
+        end = max([0, *last, *([self.last_activity] if self.last_activity is not None else [])])
+        return write_trace(scenario, self.final_state(end), refused, end)
 
     def run_instant(self, t: int, actions: Sequence[m.Action]) -> list[m.Outcome]:
         return self.leader.step(t, [(t, actions)]).outcomes
@@ -134,7 +167,10 @@ def run_on_scratch_database(scenario: Scenario) -> dict[str, Any]:
     sqlite = connection.vendor == "sqlite"
     test_settings["NAME"] = ":memory:" if sqlite else f"qdash_simulate_{os.getpid()}"
     old = setup_databases(verbosity=0, interactive=False, aliases={"default": 1})
+    if not sqlite:  # a scratch database: commits need not wait for the disk
+        with connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = off")
     try:
-        return simulate(scenario, DbEngine(scenario))
+        return DbEngine(scenario).run()
     finally:
         teardown_databases(old, verbosity=0)

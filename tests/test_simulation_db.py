@@ -77,3 +77,10 @@ def test_a_leader_killed_in_a_busy_queue_is_replaced_without_changing_the_trace(
 
     assert failing.failovers == 1
     assert database == memory
+
+
+@pytest.mark.parametrize(("seed", "chunk"), [(s, c) for s in range(6) for c in (1, 7, 1000)])
+def test_steps_of_many_instants_give_the_same_trace(seed: int, chunk: int) -> None:
+    scenario = parse_scenario(json.dumps(random_scenario(random.Random(500 + seed), n_events=50)))
+
+    assert DbEngine(scenario).run(chunk=chunk) == simulate(scenario, MemoryEngine(scenario))
