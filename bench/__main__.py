@@ -6,6 +6,10 @@ temporary directory first, and that time is not counted.
 
 `python -m bench --live` measures the live dashboard instead (websocket update
 latency, page server time over a large history) and writes artifacts/bench-live.md.
+
+`python -m bench --engine` measures the live engine at scale (submissions, leader
+steps, pages and the plan at up to 100k queued jobs, dispatch throughput,
+`simulate --engine db`) on PostgreSQL and writes artifacts/bench-engine.md.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import decision, live
+from . import decision, engine, live
 from .core import ROOT
 from .report import (
     decision_table,
@@ -109,9 +113,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--history", type=_sizes, default=[100_000], help="finished jobs for the page rows"
     )
     live_group.add_argument("--page-reps", type=int, default=20, help="timed requests per page")
+    engine_group = parser.add_argument_group("live engine (--engine)")
+    engine_group.add_argument(
+        "--engine",
+        action="store_true",
+        help="measure the live engine at scale instead (PostgreSQL in DATABASE_URL)",
+    )
+    engine_group.add_argument(
+        "--queued",
+        type=_sizes,
+        default=[1_000, 10_000, 100_000],
+        help="queue sizes for the engine rows",
+    )
+    engine_group.add_argument("--posts", type=int, default=200, help="timed POST /jobs per size")
     args = parser.parse_args(argv)
     if args.out is None:
-        args.out = ROOT / "artifacts" / ("bench-live.md" if args.live else "bench.md")
+        name = "bench-live.md" if args.live else "bench-engine.md" if args.engine else "bench.md"
+        args.out = ROOT / "artifacts" / name
     if args.quick:
         args.sizes, args.db_sizes, args.decision_sizes = QUICK_SIZES, [], QUICK_DECISION_SIZES
     return args
@@ -130,6 +148,9 @@ def main(argv: list[str]) -> None:
 def run(args: argparse.Namespace, workdir: Path) -> None:
     if args.live:
         run_live(args, workdir)
+        return
+    if args.engine:
+        run_engine(args, workdir)
         return
     load_before = os.getloadavg()[0]
     print("decision:", flush=True)
@@ -179,6 +200,21 @@ def run_live(args: argparse.Namespace, workdir: Path) -> None:
         *pages_sections(page_runs, args.out.parent),
     ]
     text = "\n".join(report)
+    args.out.write_text(text)
+    print()
+    print(text)
+    print(f"(written to {os.path.relpath(args.out)})")
+
+
+def run_engine(args: argparse.Namespace, workdir: Path) -> None:
+    load_before = os.getloadavg()[0]
+    result = engine.measure(args.queued, args.posts, workdir, args.seed)
+    report = [
+        *header(args.seed, shlex.join(sys.argv[1:]), load_before, engine=True),
+        *engine.report(result),
+    ]
+    text = "\n".join(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print()
     print(text)

@@ -45,17 +45,23 @@ def _cpu() -> str:
     return platform.processor() or "?"
 
 
-def header(seed: int, args: str, load_before: float, *, live: bool = False) -> list[str]:
+def header(
+    seed: int, args: str, load_before: float, *, live: bool = False, engine: bool = False
+) -> list[str]:
     dirty = _git("status", "--porcelain", "--", "scheduler")
     commit = _git("rev-parse", "--short", "HEAD") + (" (scheduler/ modified)" if dirty else "")
     scenarios = (
         f"- data: `scheduler.demo.demo_load()` plus generated history (`bench.live_child`), "
         f"seed {seed}; 3 backends"
         if live
+        else "- data: 8 backends each running a 10-hour job, the `bench.generate` instance "
+        "tree, queues filled by the leader (`bench.engine_child`)"
+        if engine
         else f"- scenarios: `bench.generate`, seed {seed}, 8 backends, 20 instances in 4 hubs"
     )
+    title = "live dashboard" if live else "live engine" if engine else ""
     return [
-        "# qdash live dashboard benchmarks" if live else "# qdash benchmarks",
+        f"# qdash {title} benchmarks".replace("  ", " "),
         "",
         f"- run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, `python -m bench {args}`".rstrip(),
         f"- code: commit {commit}",

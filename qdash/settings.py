@@ -85,6 +85,19 @@ DATABASES = {
         conn_max_age=0,
     ),
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A pool of connections per process: under ASGI every request runs in a thread
+    # of its own, so without a pool each one would connect anew (a PostgreSQL
+    # connect costs more than a whole submission). The pool hands out only
+    # connections that still work.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env_int("QDASH_DB_POOL_SIZE", 8),
+        "timeout": 30,
+    }
+    # The same few statements run at every submission and step: bind values on the
+    # server and prepare a statement once it ran five times on a connection.
+    DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers take the lock when the transaction begins, so scheduler steps never
     # fail half-way on a lock upgrade; readers wait instead of erroring.

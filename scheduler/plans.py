@@ -181,6 +181,10 @@ def _forget_connections() -> None:
         conn.in_atomic_block = False
         conn.savepoint_ids = []
         conn.needs_rollback = False
+        pools = getattr(type(conn), "_connection_pools", None)
+        if pools:  # PostgreSQL's pool: its threads stayed in the parent; a new one here
+            _kept.append(dict(pools))
+            pools.clear()
 
 
 # ---------------------------------------------------------------- reading
@@ -194,7 +198,8 @@ class PlanView:
     backends: dict[str, BackendState]
 
     def age(self, now: datetime | None = None) -> timedelta:
-        return (now or timezone.now()) - self.made_at
+        """How old the state the plan starts from is."""
+        return (now or timezone.now()) - self.at
 
     def stale(self, now: datetime | None = None) -> bool:
         return self.age(now) > STALE_AFTER

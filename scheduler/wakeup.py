@@ -10,15 +10,18 @@ leader loaded afresh.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 CHANNEL = "scheduler-wake"
+log = logging.getLogger(__name__)
 
 
 def wake(*, at: datetime | None = None) -> None:
@@ -36,5 +39,11 @@ def wake(*, at: datetime | None = None) -> None:
 
 def _send() -> None:
     layer = get_channel_layer()
-    if layer is not None:
+    if layer is None:
+        return
+    try:
         async_to_sync(layer.send)(CHANNEL, {"type": "scheduler.wake"})
+    except ChannelFull:
+        pass  # wake-ups are waiting already: the leader steps once for all of them
+    except Exception:  # noqa: BLE001 - the change is committed; the timed tick finds it
+        log.warning("scheduler wake-up not sent", exc_info=True)

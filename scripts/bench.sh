@@ -9,4 +9,11 @@ if [ ! -f bench/__main__.py ]; then
   echo "No benchmarks yet (bench/__main__.py is missing)."
   exit 0
 fi
+case " $* " in
+  *" --engine "*)  # the sustained-submission row drives the web processes with wrk
+    if ! command -v wrk >/dev/null; then
+      echo "installing Debian's wrk for the sustained-submission row"
+      apt-get install -y -qq wrk >/dev/null || echo "warning: wrk could not be installed"
+    fi ;;
+esac
 exec python -m bench "$@"

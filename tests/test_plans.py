@@ -93,11 +93,11 @@ def test_a_publisher_rewrites_only_the_pages_that_changed(
 @pytest.mark.django_db
 def test_pages_say_when_a_plan_is_stale(world: engine.Leader) -> None:
     assert world.policy is not None
-    made = T0 + 5 * SECOND
-    plans.Publisher().publish(make_plan(world.policy, to_ticks(T0)), made_at=made)
+    at = T0 + 4 * SECOND  # the leader's state is as of its last step
+    plans.Publisher().publish(make_plan(world.policy, to_ticks(at)), made_at=at + 2 * SECOND)
     view = plans.current()
-    assert view is not None
-    assert not view.stale(made + 5 * SECOND) and view.stale(made + 6 * SECOND)
+    assert view is not None and view.at == at
+    assert not view.stale(at + 5 * SECOND) and view.stale(at + 6 * SECOND)
 
 
 @pytest.mark.django_db(transaction=True)
