@@ -113,10 +113,10 @@ def queued_policy(n_jobs: int, seed: int) -> tuple[Policy, QueueFiller, int]:
         batch.append(action)
         if len(batch) >= BATCH and isinstance(action, m.Submit) and not action.session:
             t += US
-            _check(policy.run_instant(t, batch))
+            _check(policy.run_instant(t, batch).outcomes)
             batch = []
     t += US
-    _check(policy.run_instant(t, batch))
+    _check(policy.run_instant(t, batch).outcomes)
     return policy, filler, t
 
 

@@ -29,6 +29,7 @@ from .generate import BACKENDS, instances, shares
 
 FILL_BATCH = 5_000
 RUNNING_HOURS = 10  # the job each backend runs while the queue is measured
+OWNERS = 1_000  # researchers the queued jobs belong to (100 each at 100k queued)
 
 
 def main() -> None:
@@ -91,6 +92,9 @@ def _prepare() -> dict[str, Any]:
     paths = [path for path, _ in instances()]
     for path in paths:
         engine.instances_ensure(path=path).members.add(user)
+    get_user_model().objects.bulk_create(
+        [get_user_model()(username=f"researcher{n:04d}") for n in range(OWNERS)]
+    )
     _, key = tokens_issue(user=user, name="bench")
     now = to_ticks(timezone.now())
     leader = engine.Leader()
@@ -121,7 +125,11 @@ def _fill(queued: int) -> dict[str, Any]:
     from scheduler.clock import to_ticks
     from scheduler.policy import make_plan
 
-    owner = get_user_model().objects.get(username="bench").pk
+    owners = list(
+        get_user_model()
+        .objects.filter(username__startswith="researcher")
+        .values_list("pk", flat=True)
+    )
     paths = [path for path, _ in instances()]
     have = models.Job.objects.filter(status="Queued").count()
     start = time.perf_counter()
@@ -139,7 +147,10 @@ def _fill(queued: int) -> dict[str, Any]:
             for k in range(n)
         ]
         now = to_ticks(timezone.now())
-        leader.step(now, [(now, actions)], job_fields=_fields(owner, actions))
+        fields = _fields(0, actions)
+        for k, action in enumerate(actions):
+            fields[action.job]["owner_id"] = owners[(made + k) % len(owners)]
+        leader.step(now, [(now, actions)], job_fields=fields)
         have += n
         made += n
     filled = time.perf_counter() - start

@@ -215,7 +215,9 @@ async def traffic_loop(
     drain in seconds (no session holds a backend yet); then one step every
     `mean_gap` seconds on average.
     """
-    step = sync_to_async(traffic.step, thread_sensitive=True)
+    # A thread of its own: a cancel waits for the scheduler, whose steps may run in
+    # this process's main sync thread.
+    step = sync_to_async(traffic.step, thread_sensitive=False)
     queued = sync_to_async(models.Job.objects.filter(status=m.QUEUED).count, thread_sensitive=True)
     steps = 0
     while True:

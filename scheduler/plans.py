@@ -106,6 +106,7 @@ class Planner:
         self.fork_at = fork_at
         self.dirty = True
         self.last_start = 0.0
+        self.last_cost = 0.0  # seconds the last plan took (a forked one: until it was reaped)
         self.child: int | None = None
         self.child_started = 0.0
 
@@ -113,12 +114,11 @@ class Planner:
         self.dirty = True
 
     def due(self) -> bool:
+        """Something changed, no plan is being made, and the last began at least a second
+        ago and at least as long ago as it took (plans use at most half of a core)."""
         self._reap()
-        return (
-            self.dirty
-            and self.child is None
-            and time.monotonic() - self.last_start >= PLAN_INTERVAL.total_seconds()
-        )
+        wait = max(PLAN_INTERVAL.total_seconds(), 2 * self.last_cost)
+        return self.dirty and self.child is None and time.monotonic() - self.last_start >= wait
 
     def publish(self, policy: Policy, now: int) -> None:
         """Make and publish the plan of `policy` at `now` (forked for long queues)."""
@@ -129,6 +129,7 @@ class Planner:
             self._fork(policy, now)
         else:
             self.publisher.publish(make_plan(policy, now))
+            self.last_cost = time.monotonic() - self.last_start
             _published()
 
     def _fork(self, policy: Policy, now: int) -> None:
@@ -156,6 +157,7 @@ class Planner:
                 os.kill(self.child, signal.SIGKILL)
             return
         self.child = None
+        self.last_cost = time.monotonic() - self.last_start
         if status != 0:
             log.warning("the plan process ended with status %s", status)
             self.dirty = True
@@ -228,5 +230,4 @@ def entry(view: PlanView, uid: str) -> PlanEntry | None:
     found = json.loads(text).get(uid) if text else None
     if found is None:
         return None
-    backend, lane, position, start, ahead = found
-    return PlanEntry(backend=backend, lane=lane, position=position, start=start, ahead=ahead)
+    return PlanEntry(*found)

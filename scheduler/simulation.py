@@ -392,7 +392,7 @@ class MemoryEngine:
         self.starts = {b.name: [] for b in self.scenario.backends}
 
     def run_instant(self, t: int, actions: Sequence[m.Action]) -> list[m.Outcome]:
-        instant = self.policy.run_instant(t, actions)
+        instant = self.policy.run_instant(t, actions, log=False)
         for job in instant.started:
             assert job.started_at is not None
             self.starts[job.backend].append((job.started_at, job.id))

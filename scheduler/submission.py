@@ -79,8 +79,9 @@ def jobs_submit(
     """
     limit = settings.QDASH_MAX_QUEUED_PER_USER
     owner_id = getattr(owner, "pk", None)
+    # Counted up to the limit only: the cost never grows with the user's queue.
     if owner_id is not None and (
-        models.Job.objects.filter(owner_id=owner_id, status=m.QUEUED).count() >= limit
+        models.Job.objects.filter(owner_id=owner_id, status=m.QUEUED)[:limit].count() >= limit
     ):
         raise SubmissionError(
             TOO_MANY_QUEUED, f"You have {limit} jobs queued; wait for some to run."

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .core import Policy
 from .model import (
@@ -60,10 +60,12 @@ def lane_depths(policy: Policy, backend: str) -> dict[str, int]:
     return depths
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PlanEntry:
+class PlanEntry(NamedTuple):
     """Where one queued job stands. `position` (1 = next) and `start` are None when
-    the replay never starts it (a paused backend, a session that expires first)."""
+    the replay never starts it (a paused backend, a session that expires first).
+
+    A named tuple: a plan holds one per queued job, and they are made by the thousand.
+    """
 
     backend: str
     lane: str  # the lane it waits in now
@@ -110,7 +112,7 @@ def make_plan(policy: Policy, now: int, *, in_place: bool = False) -> Plan:
     pending = len(lanes)
     t: int | None = start
     while t is not None and pending:
-        for job in replay.run_instant(t).started:
+        for job in replay.run_instant(t, log=False).started:
             if job.id in lanes:
                 order[job.backend].append((t, job.id))
                 pending -= 1
@@ -120,9 +122,7 @@ def make_plan(policy: Policy, now: int, *, in_place: bool = False) -> Plan:
         ahead = dict.fromkeys(LANES, 0)
         for position, (at, uid) in enumerate(starts, 1):
             lane = lanes[uid][1]
-            entries[uid] = PlanEntry(
-                backend=backend, lane=lane, position=position, start=at, ahead=ahead[lane]
-            )
+            entries[uid] = PlanEntry(backend, lane, position, at, ahead[lane])
             ahead[lane] += 1
         head = [
             {
@@ -137,9 +137,7 @@ def make_plan(policy: Policy, now: int, *, in_place: bool = False) -> Plan:
     for uid, (backend, lane) in lanes.items():
         if uid not in entries:  # never started by the replay: every starter of its lane is ahead
             starters = sum(1 for _, other in order[backend] if lanes[other][1] == lane)
-            entries[uid] = PlanEntry(
-                backend=backend, lane=lane, position=None, start=None, ahead=starters
-            )
+            entries[uid] = PlanEntry(backend, lane, None, None, starters)
     return Plan(at=start, entries=entries, backends=states)
 
 

@@ -49,8 +49,8 @@ class RecordingPolicy(Policy):
         super().__init__(settings)
         self.events: list[Event] = []
 
-    def run_instant(self, t: int, actions: Sequence[Action] = ()) -> Instant:
-        instant = super().run_instant(t, actions)
+    def run_instant(self, t: int, actions: Sequence[Action] = (), *, log: bool = True) -> Instant:
+        instant = super().run_instant(t, actions, log=log)
         self.events += instant.events
         return instant
 
