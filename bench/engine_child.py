@@ -92,8 +92,17 @@ def _prepare() -> dict[str, Any]:
     paths = [path for path, _ in instances()]
     for path in paths:
         engine.instances_ensure(path=path).members.add(user)
-    get_user_model().objects.bulk_create(
+    researchers = get_user_model().objects.bulk_create(
         [get_user_model()(username=f"researcher{n:04d}") for n in range(OWNERS)]
+    )
+    # Researcher n owns the queued jobs of project n mod 20 (see _fill).
+    nodes = {path: engine.instances_ensure(path=path) for path in paths}
+    members = models.Instance.members.through
+    members.objects.bulk_create(
+        [
+            members(instance_id=nodes[paths[n % len(paths)]].pk, user_id=user.pk)
+            for n, user in enumerate(researchers)
+        ]
     )
     _, key = tokens_issue(user=user, name="bench")
     now = to_ticks(timezone.now())
@@ -193,13 +202,23 @@ def _pages(reps: int) -> dict[str, Any]:
     from django.test import Client
 
     from scheduler import models
+    from scheduler.api.auth import instance_crn
+    from scheduler.auth_tokens import tokens_issue
 
     client = Client()
     client.force_login(get_user_model().objects.get(username="bench"))
-    deepest = models.Job.objects.filter(status="Queued").order_by("-submitted_at", "-id").first()
+    deepest = (
+        models.Job.objects.filter(status="Queued")
+        .select_related("owner", "instance")
+        .order_by("-submitted_at", "-id")
+        .first()
+    )
     assert deepest is not None
-    key = os.environ["QDASH_BENCH_KEY"]
-    api = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+    _, key = tokens_issue(user=deepest.owner)  # the metrics are the owner's to read
+    api = {
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "HTTP_SERVICE_CRN": instance_crn(deepest.instance.path),
+    }
     pages = {
         "dashboard `/`": ("/", {}),
         "deepest job's page": (f"/jobs/{deepest.uid}", {}),
