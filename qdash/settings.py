@@ -97,7 +97,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     }
     # The same few statements run at every submission and step: bind values on the
     # server and prepare a statement once it ran five times on a connection.
-    DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
+    if env_bool("QDASH_PG_PREPARE", True):
+        DATABASES["default"]["OPTIONS"] |= {"server_side_binding": True, "prepare_threshold": 5}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Writers take the lock when the transaction begins, so scheduler steps never
     # fail half-way on a lock upgrade; readers wait instead of erroring.

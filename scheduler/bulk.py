@@ -10,13 +10,29 @@ stored exactly as the ORM stores them), on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connection, models
 
 MAX_PARAMS = {"sqlite": 900, "postgresql": 30_000}  # parameters per statement
+
+
+@contextlib.contextmanager
+def _cursor() -> Iterator[Any]:
+    """A cursor that binds values on the client: these statements are long and vary in
+    length, so preparing them on the server (the connections' default) costs more."""
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    import psycopg
+
+    connection.ensure_connection()
+    with psycopg.ClientCursor(connection.connection) as cursor:
+        yield cursor
 
 
 def _fields(model: type[models.Model], names: Sequence[str]) -> list[Any]:
@@ -55,7 +71,7 @@ def insert(
     pk_field: Any = model._meta.pk
     pk = quote(pk_field.column)
     keys: list[int] = []
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         for batch in _batches(rows, len(fields)):
             values = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(batch))
             params = [
@@ -101,7 +117,7 @@ def update(
         conditions.append(f"{table}.{quote(field.column)} = %s")
         extra.append(field.get_db_prep_save(value, connection))
     written = 0
-    with connection.cursor() as cursor:
+    with _cursor() as cursor:
         for batch in _batches(rows, len(fields) + 1):
             values = ", ".join(["(" + ", ".join(["%s"] * (len(fields) + 1)) + ")"] * len(batch))
             params: list[Any] = []
