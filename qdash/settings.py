@@ -5,10 +5,12 @@ channel layer. Set DATABASE_URL and REDIS_URL to scale out.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import plotly
+from django.core.exceptions import ImproperlyConfigured
 
 from qdash.secret import secret_key
 
@@ -27,12 +29,32 @@ def env_int(name: str, default: int) -> int:
     return default if value is None or value == "" else int(value)
 
 
+def env_list(name: str, default: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
 # Production: a secret key, host names and HTTPS are required (README, "Behind TLS").
 PRODUCTION = env_bool("QDASH_PRODUCTION", False)
-DEBUG = env_bool("DEBUG", True)
-ALLOWED_HOSTS = [
-    host.strip() for host in os.environ.get("ALLOWED_HOSTS", "*").split(",") if host.strip()
-]
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "*")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off in production (QDASH_PRODUCTION=1).")
+if PRODUCTION and (not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS):
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name the host names qdash answers to in production, e.g. "
+        "ALLOWED_HOSTS=qdash.example.org."
+    )
+if PRODUCTION:
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (README, "Behind TLS").
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # probes and scrapers on plain HTTP
+    SECURE_HSTS_SECONDS = env_int("QDASH_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
 
 INSTALLED_APPS = [
     "daphne",
@@ -45,10 +67,15 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "template_partials",
+    "django_guid",
+    "django_ratelimit",
+    "axes",
+    "auditlog",
     "scheduler",
 ]
 
 MIDDLEWARE = [
+    "django_guid.middleware.guid_middleware",  # a request id on every log line and answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -58,7 +85,23 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",  # who changed what, in the audit log
+    "axes.middleware.AxesMiddleware",  # answers a locked-out login
 ]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # counts failed logins and locks out
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Logins: after this many failures for one user name from one address, a lock-out.
+AXES_FAILURE_LIMIT = env_int("QDASH_LOGIN_FAILURES", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("QDASH_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+DJANGO_GUID = {"GUID_HEADER_NAME": "X-Request-ID", "RETURN_HEADER": True}
+AUDITLOG_CID_GETTER = "django_guid.get_guid"  # audit entries carry the request id
 
 ROOT_URLCONF = "qdash.urls"
 
@@ -126,6 +169,8 @@ SECRET_KEY = secret_key(
     configured=os.environ.get("SECRET_KEY"), production=PRODUCTION, keep_at=_secret_key_file()
 )
 
+# Django's own Redis cache increments atomically (INCRBY), which rate limits need.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -135,8 +180,14 @@ if REDIS_URL:
             "CONFIG": {"hosts": [{"address": REDIS_URL, "max_connections": 1000}]},
         },
     }
+    # Shared by every process: rate limits and login lock-outs count across them.
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process (the embedded default): its own memory is the only cache there is.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -160,6 +211,10 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Static files straight from the apps and packages: no collectstatic step needed.
+WHITENOISE_USE_FINDERS = True
+# Messages (a new API key among them) stay on the server, not in a signed cookie.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -193,6 +248,9 @@ QDASH_DECODE = {
 }
 # Seconds a cancel or close waits for the leader to apply it, so the answer shows it.
 QDASH_APPLY_WAIT = float(os.environ.get("QDASH_APPLY_WAIT", "2"))
+# API requests a minute per API key, and failed authentications a minute per address.
+QDASH_API_REQUESTS_PER_MINUTE = env_int("QDASH_API_REQUESTS_PER_MINUTE", 6_000)
+QDASH_API_FAILURES_PER_MINUTE = env_int("QDASH_API_FAILURES_PER_MINUTE", 20)
 QDASH_MAX_PAYLOAD_BYTES = env_int("QDASH_MAX_PAYLOAD_BYTES", 10 * 1024 * 1024)
 QDASH_MAX_QUEUED_PER_USER = env_int("QDASH_MAX_QUEUED_PER_USER", 100)
 QDASH_JOB_DEDUPE_SECONDS = env_int("QDASH_JOB_DEDUPE_SECONDS", 0)
@@ -200,16 +258,23 @@ QDASH_JOB_DEDUPE_SECONDS = env_int("QDASH_JOB_DEDUPE_SECONDS", 0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"request_id": {"()": "django_guid.log_filters.CorrelationId"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {"format": "%(asctime)s %(levelname)s [%(correlation_id)s] %(name)s: %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        },
     },
     "root": {"handlers": ["console"], "level": "INFO"},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "qiskit": {"level": "WARNING"},
         "stevedore": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "django_guid": {"level": "WARNING"},
     },
 }

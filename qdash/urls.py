@@ -24,6 +24,7 @@ urlpatterns = [
     path("fair-share", views.fair_share, name="fair_share"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", views.favicon, name="favicon"),
     path("account", account.account, name="account"),
     path("account/tokens", account.token_create, name="token_create"),
     path("account/tokens/<int:pk>/revoke", account.token_revoke, name="token_revoke"),
@@ -31,3 +32,6 @@ urlpatterns = [
     path("experimental/api/v1/", experimental_api.urls),
     path("identity/", identity_api.urls),
 ]
+
+handler404 = "scheduler.views.not_found"
+handler500 = "scheduler.views.server_error"

@@ -176,7 +176,9 @@ class BackendAdmin(admin.ModelAdmin):
     ) -> None:
         backends = list(queryset)
         for backend in backends:
-            services.backends_set_status(backend=backend, status=status, clock=clock)
+            services.backends_set_status(
+                backend=backend, status=status, clock=clock, actor=request.user
+            )
         done = sum(backend.status == status for backend in backends)
         _report(self, request, done, len(backends), verb)
 
@@ -244,7 +246,7 @@ class SessionAdmin(ReadOnlyAdmin):
     def close(self, request: HttpRequest, queryset: QuerySet[models.Session]) -> None:
         sessions = list(queryset)
         for session in sessions:
-            services.sessions_close(session=session, clock=clock)
+            services.sessions_close(session=session, clock=clock, actor=request.user)
         done = sum(not s.accepting_jobs for s in sessions)
         _report(self, request, done, len(sessions), "Closed")
 
@@ -252,7 +254,7 @@ class SessionAdmin(ReadOnlyAdmin):
     def cancel(self, request: HttpRequest, queryset: QuerySet[models.Session]) -> None:
         sessions = list(queryset)
         for session in sessions:
-            services.sessions_cancel(session=session, clock=clock)
+            services.sessions_cancel(session=session, clock=clock, actor=request.user)
         done = sum(s.state == models.Session.State.CLOSED for s in sessions)
         _report(self, request, done, len(sessions), "Cancelled")
 
@@ -299,7 +301,7 @@ class JobAdmin(ReadOnlyAdmin):
     def cancel(self, request: HttpRequest, queryset: QuerySet[models.Job]) -> None:
         jobs = list(queryset)
         for job in jobs:
-            services.jobs_cancel(job=job, clock=clock)
+            services.jobs_cancel(job=job, clock=clock, actor=request.user)
         done = sum(job.status == models.Job.Status.CANCELLED for job in jobs)
         _report(self, request, done, len(jobs), "Cancelled")
 

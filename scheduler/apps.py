@@ -6,6 +6,7 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduler"
 
     def ready(self) -> None:
-        from scheduler import live
+        from scheduler import audit, live
 
         live.register()
+        audit.register()

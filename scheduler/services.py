@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from scheduler import inputs, models, wakeup
+from scheduler import audit, inputs, models, wakeup
 from scheduler.clock import Clock, SystemClock
 from scheduler.engine import instances_ensure
 from scheduler.policy import model as m
@@ -52,12 +52,20 @@ def _send(kind: str, clock: Clock | None, *, wait: bool = True, **fields: Any) -
 
 
 def backends_set_status(
-    *, backend: models.Backend, status: str, clock: Clock | None = None
+    *, backend: models.Backend, status: str, clock: Clock | None = None, actor: Any = None
 ) -> models.Backend:
     """Pause or resume `backend`; a paused backend starts nothing, its running job finishes."""
     if status not in models.Backend.Status.values:
         raise ValueError(f"unknown backend status {status!r}")
+    before = backend.status
     _send(Kind.BACKEND_STATUS, clock, target=backend.name, status=status)
+    audit.record(
+        actor=actor,
+        target=backend,
+        action="pause" if status == models.Backend.Status.PAUSED else "resume",
+        before={"status": before},
+        after={"status": status},
+    )
     backend.refresh_from_db()
     return backend
 
@@ -77,25 +85,53 @@ def shares_changed(*, path: str, clock: Clock | None = None) -> None:
     _send(Kind.SHARE, clock, wait=False, target=path)
 
 
-def jobs_cancel(*, job: models.Job, clock: Clock | None = None) -> models.Job:
-    """Cancel a queued or running job; a job in a final state stays as it is."""
+def jobs_cancel(*, job: models.Job, clock: Clock | None = None, actor: Any = None) -> models.Job:
+    """Cancel a queued or running job; a job in a final state stays as it is.
+
+    An operator cancelling someone else's job is recorded in the audit log.
+    """
+    before = job.status
     _send(Kind.CANCEL_JOB, clock, job=job)
     job.refresh_from_db()
+    if _for_someone_else(actor, job.owner_id):
+        audit.record(
+            actor=actor,
+            target=job,
+            action="cancel job",
+            before={"status": before},
+            after={"status": job.status},
+        )
     return job
 
 
-def sessions_close(*, session: models.Session, clock: Clock | None = None) -> models.Session:
+def sessions_close(
+    *, session: models.Session, clock: Clock | None = None, actor: Any = None
+) -> models.Session:
     """Stop accepting jobs; the session closes once nothing of it is queued or running."""
-    _send(Kind.CLOSE_SESSION, clock, target=session.uid)
-    session.refresh_from_db()
-    return session
+    return _session_action(Kind.CLOSE_SESSION, "close session", session, clock, actor)
 
 
-def sessions_cancel(*, session: models.Session, clock: Clock | None = None) -> models.Session:
+def sessions_cancel(
+    *, session: models.Session, clock: Clock | None = None, actor: Any = None
+) -> models.Session:
     """Close the session at once and cancel its queued jobs; a running job finishes."""
-    _send(Kind.CANCEL_SESSION, clock, target=session.uid)
+    return _session_action(Kind.CANCEL_SESSION, "cancel session", session, clock, actor)
+
+
+def _session_action(
+    kind: str, name: str, session: models.Session, clock: Clock | None, actor: Any
+) -> models.Session:
+    before = {"state": session.state, "accepting_jobs": session.accepting_jobs}
+    _send(kind, clock, target=session.uid)
     session.refresh_from_db()
+    if _for_someone_else(actor, session.owner_id):
+        after = {"state": session.state, "accepting_jobs": session.accepting_jobs}
+        audit.record(actor=actor, target=session, action=name, before=before, after=after)
     return session
+
+
+def _for_someone_else(actor: Any, owner_id: int | None) -> bool:
+    return getattr(actor, "is_authenticated", False) and actor.pk != owner_id
 
 
 def reservations_validate(*, reservation: models.Reservation) -> None:

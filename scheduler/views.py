@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
+from django_guid import get_guid
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
@@ -23,6 +26,38 @@ from scheduler.submission import SubmissionError, jobs_submit, warning_text
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
+
+
+API_PREFIXES = ("/api/", "/experimental/", "/identity/")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """A 500 that shows no traceback: the request id, which the log has with the rest."""
+    request_id = get_guid()
+    if request.path.startswith(API_PREFIXES):
+        body = {
+            "code": "server_error",
+            "message": f"An unexpected error on the server; its request id is {request_id}.",
+            "request_id": request_id,
+        }
+        return JsonResponse(body, status=500)
+    return render(request, "500.html", {"request_id": request_id}, status=500)
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """A 404 that names no URL pattern; JSON under the API's prefixes."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse({"code": "not_found", "message": "Not found."}, status=404)
+    return render(request, "404.html", status=404)
+
+
+@require_safe
+@cache_control(max_age=86_400, public=True)
+def favicon(request: HttpRequest) -> FileResponse:
+    """`/favicon.ico`, which browsers ask for on pages that name no icon (the admin's)."""
+    path = finders.find("favicon.svg")
+    assert isinstance(path, str)
+    return FileResponse(open(path, "rb"), content_type="image/svg+xml")  # noqa: SIM115
 
 
 @require_safe
@@ -92,9 +127,9 @@ def session_action(request: HtmxHttpRequest, uid: str, action: str) -> HttpRespo
     if not fragments.session_may_manage(session, request.user):
         raise PermissionDenied("Only the session's owner can close or cancel it.")
     if action == "close":
-        session = services.sessions_close(session=session)
+        session = services.sessions_close(session=session, actor=request.user)
     else:
-        session = services.sessions_cancel(session=session)
+        session = services.sessions_cancel(session=session, actor=request.user)
     if request.htmx:
         context = fragments.session_context(session, request.user)
         return render(request, "session.html#session-status", context)

@@ -66,7 +66,8 @@ def test_production_refuses_to_start_without_a_real_key(
 
 def _settings_key(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     code = PRINT_SECRET_KEY
-    base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "QDASH_PRODUCTION")}
+    unset = ("SECRET_KEY", "QDASH_PRODUCTION", "ALLOWED_HOSTS", "DEBUG")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "-c", code],
         env={**base, "DJANGO_SETTINGS_MODULE": "qdash.settings", **env},
@@ -89,7 +90,11 @@ def test_the_embedded_default_keeps_its_key_beside_the_sqlite_database(tmp_path:
 
 
 def test_production_settings_refuse_to_load_without_a_key(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "QDASH_PRODUCTION": "1"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "QDASH_PRODUCTION": "1",
+        "ALLOWED_HOSTS": "qdash.example.org",
+    }
     result = _settings_key(env)
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr

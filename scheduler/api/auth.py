@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from ninja.security import HttpBearer
 
 from scheduler import auth_tokens, models
+from scheduler.api import throttle
 from scheduler.api.errors import ApiError
 
 CRN_PREFIX = "crn:v1:qdash:public:quantum-computing:local:a/qdash:"
@@ -58,10 +59,13 @@ class BearerAuth(HttpBearer):
     """A JWT from `/identity/token`, or a plain API key, as `Authorization: Bearer`."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal:
+        throttle.failures_allowed(request)
         try:
             row = auth_tokens.access_token_check(token=token.strip())
         except auth_tokens.TokenError as error:
+            throttle.failure(request)
             raise ApiError(401, "unauthorized", str(error)) from None
+        throttle.key_request(request, row.pk)
         instance = select_instance(row.user, request.headers.get("Service-CRN"))
         return Principal(row.user, instance)
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Router
@@ -23,6 +23,7 @@ from scheduler.api.schemas import (
 )
 from scheduler.limits import input_limits
 from scheduler.policy import model as m
+from scheduler.selectors.cards import latest_samples
 
 BACKEND_VERSION = "1.0.0"
 ONLINE_DATE = "2025-01-01T00:00:00Z"
@@ -49,13 +50,10 @@ def backend_or_404(name: str) -> models.Backend:
 
 @router.get("/backends", response=DevicesOut)
 def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str, Any]:
-    """Every backend (all are simulated with Aer; none is a mock)."""
-    queued = dict(
-        models.Job.objects.filter(status=m.QUEUED)
-        .values("backend__name")
-        .annotate(n=Count("id"))
-        .values_list("backend__name", "n")
-    )
+    """Every backend (all are simulated with Aer; none is a mock), with its queue length
+    as the scheduler last wrote it."""
+    samples = latest_samples()
+    queued = {pk: s.reservation + s.session + s.fair_share for pk, s in samples.items()}
     return {
         "devices": [
             {
@@ -63,12 +61,22 @@ def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str
                 "num_qubits": b.num_qubits,
                 # As IBM's list shows it; `service.least_busy()` reads status.name.
                 "status": {"name": b.status, "reason": ""},
-                "queue_length": queued.get(b.name, 0),
+                "queue_length": queued.get(b.pk, 0),
                 "description": b.description,
             }
             for b in models.Backend.objects.all()
         ]
     }
+
+
+def _total(sample: models.QueueSample) -> int:
+    return sample.reservation + sample.session + sample.fair_share
+
+
+def _queued(backend: models.Backend) -> int:
+    """The backend's queue length, as the scheduler last wrote it."""
+    sample = latest_samples(backend_ids=[backend.pk]).get(backend.pk)
+    return 0 if sample is None else _total(sample)
 
 
 @router.get("/backends/{name}/configuration", response={200: ConfigurationOut, 404: Error})
@@ -111,7 +119,7 @@ def backends_status(request: HttpRequest, name: str) -> dict[str, Any]:
         "state": online,
         "status": "active" if online else "paused",
         "message": "" if online else "Paused: jobs queue but do not start.",
-        "length_queue": backend.jobs.filter(status=m.QUEUED).count(),
+        "length_queue": _queued(backend),
         "backend_version": BACKEND_VERSION,
     }
 

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.http import Http404, HttpRequest, HttpResponse
+from django_guid import get_guid
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from scheduler.policy import model as m
 from scheduler.submission import TOO_MANY_QUEUED, SubmissionError
 
+log = logging.getLogger(__name__)
+
 
 class ApiError(Exception):
-    """A refusal with its HTTP status, a stable code and a message for people."""
+    """A refusal with its HTTP status, a stable code, a message for people, and maybe
+    headers (`Retry-After` on a 429)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 # HTTP status of each submission refusal; the rest are 400.
@@ -45,7 +54,22 @@ def install(api: NinjaAPI) -> None:
 
     @api.exception_handler(ApiError)
     def api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
-        return reply(request, exc.status, exc.code, exc.message)
+        response = reply(request, exc.status, exc.code, exc.message)
+        for name, value in exc.headers.items():
+            response[name] = value
+        return response
+
+    @api.exception_handler(Exception)
+    def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
+        """A bug: the log has the traceback; the caller gets the request id, nothing more."""
+        request_id = get_guid()
+        log.error("API error (request %s)", request_id, exc_info=exc)
+        body = {
+            "code": "server_error",
+            "message": f"An unexpected error on the server; its request id is {request_id}.",
+            "request_id": request_id,
+        }
+        return api.create_response(request, body, status=500)
 
     @api.exception_handler(SubmissionError)
     def submission_error(request: HttpRequest, exc: SubmissionError) -> HttpResponse:

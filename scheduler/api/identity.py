@@ -8,13 +8,14 @@ from django.http import HttpRequest
 from ninja import Form, NinjaAPI, Router
 
 from scheduler import auth_tokens
+from scheduler.api import throttle
 from scheduler.api.errors import ApiError
 from scheduler.api.schemas import Error, TokenOut
 
 router = Router(tags=["identity"])
 
 
-@router.post("/token", response={200: TokenOut, 400: Error, 401: Error}, auth=None)
+@router.post("/token", response={200: TokenOut, 400: Error, 401: Error, 429: Error}, auth=None)
 def identity_token(
     request: HttpRequest,
     apikey: Form[str],
@@ -22,9 +23,11 @@ def identity_token(
     response_type: Form[str] = "",
 ) -> dict[str, Any]:
     """A JWT (HS256, one hour) for the user of `apikey`."""
+    throttle.failures_allowed(request)
     try:
         token = auth_tokens.tokens_check_key(key=apikey.strip())
     except auth_tokens.TokenError as error:
+        throttle.failure(request)
         raise ApiError(401, "invalid_apikey", str(error)) from None
     access = auth_tokens.access_token_create(token=token)
     return {

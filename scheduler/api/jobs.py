@@ -27,6 +27,7 @@ from scheduler.submission import jobs_submit, warning_text
 router = Router(tags=["jobs"])
 REFUSALS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 413: Error, 429: Error}
 MAX_PAYLOAD_BYTES = 10 * 2**20
+MAX_OFFSET = 2**31 - 1  # past any list; a larger one would overflow the database
 # Off by default: users do submit one circuit many times in a row. A job is stored
 # in the transaction that answers, so a 5xx answer (which the client retries) means
 # nothing was stored.
@@ -121,6 +122,8 @@ def _job_payload(request: HttpRequest) -> JobIn:
     try:
         data = json.loads(raw)
         return JobIn.model_validate(data)
+    except RecursionError:
+        raise ApiError(400, "invalid_json", "The request body is nested too deeply.") from None
     except (ValueError, UnicodeDecodeError) as error:
         if isinstance(error, pydantic.ValidationError):
             problems = "; ".join(
@@ -228,7 +231,7 @@ def jobs_list(
     if created_before:
         jobs = jobs.filter(submitted_at__lte=_utc(created_before, "created_before"))
     limit = max(1, min(limit, 200))
-    offset = max(0, offset)
+    offset = max(0, min(offset, MAX_OFFSET))
     order = ["submitted_at", "id"] if sort == "ASC" else ["-submitted_at", "-id"]
     page = jobs.order_by(*order)[offset : offset + limit]
     return {
