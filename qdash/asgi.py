@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from qdash.origin import SameOriginValidator  # noqa: E402
 from qdash.routing import websocket_urlpatterns  # noqa: E402
 from scheduler import wakeup  # noqa: E402
 from scheduler.consumers import SchedulerConsumer  # noqa: E402
@@ -18,7 +19,7 @@ from scheduler.consumers import SchedulerConsumer  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(URLRouter(websocket_urlpatterns)),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         # `manage.py runworker scheduler-wake`: the scheduler as a channel worker.
         "channel": ChannelNameRouter({wakeup.CHANNEL: SchedulerConsumer.as_asgi()}),
     }

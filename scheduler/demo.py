@@ -40,6 +40,7 @@ SHARES = {
     "partner/lab": 1,
     "partner/lab/alpha": 1,
 }
+TRAFFIC_USER = "demo-traffic"  # the demo traffic's own account: it never uses a person's queue
 USERS = {  # username: (password, staff, instances)
     "admin": ("admin", True, ["ibm-q/open/main"]),
     "alice": ("alice", False, ["ibm-q/research/qec", "ibm-q/open/main"]),
@@ -77,6 +78,12 @@ def demo_load(*, now: datetime | None = None) -> None:
             user.save()
         for path in paths:
             models.Instance.objects.get(path=path).members.add(user)
+    robot, created = User.objects.get_or_create(username=TRAFFIC_USER)
+    if created:
+        robot.set_unusable_password()  # it submits; nobody logs in as it
+        robot.save()
+    projects = [node for node in models.Instance.objects.all() if node.is_project]
+    robot.instances.add(*projects)
     if not models.Reservation.objects.exists():
         hour = now.replace(minute=0, second=0, microsecond=0)
         models.Reservation.objects.create(
@@ -124,10 +131,10 @@ class Traffic:
             log.debug("demo traffic refused: %s", error.message)
 
     def _member(self) -> tuple[models.Instance, AbstractBaseUser | None]:
-        node = self.rng.choice(
-            list(models.Instance.objects.filter(members__isnull=False).distinct())
-        )
-        return node, node.members.order_by("?").first()
+        """A project of the traffic's own account: it submits as itself, in that project."""
+        robot = get_user_model().objects.get(username=TRAFFIC_USER)
+        node = self.rng.choice(list(models.Instance.objects.filter(members=robot)))
+        return node, robot
 
     def _backend(self) -> models.Backend:
         return self.rng.choice(list(models.Backend.objects.all()))

@@ -22,6 +22,7 @@ Kind = models.Input.Kind
 
 
 TOO_MANY_QUEUED = "too_many_queued"
+TOO_MANY_SESSIONS = "too_many_sessions"
 
 
 class SubmissionError(Exception):
@@ -90,6 +91,9 @@ def jobs_submit(
         raise SubmissionError(
             "unknown_program", f"Unknown program {program_id!r}; use sampler or estimator."
         )
+    tags_check(list(tags or []))
+    if start_session:
+        _check_open_sessions(owner_id)
     try:
         inspection = limits.decode(circuits.inspect, program_id, params, limits.input_limits())
         circuits.check_width(inspection, backend.num_qubits)
@@ -134,6 +138,28 @@ def jobs_submit(
         _warnings(backend, instance, now, _max_ttl(max_execution_time)) if start_session else ()
     )
     return Submitted(job, warnings)
+
+
+def tags_check(tags: list[str]) -> None:
+    """Refuse more tags, or longer ones, than the deployment allows."""
+    most, chars = settings.QDASH_MAX_TAGS, settings.QDASH_MAX_TAG_CHARS
+    if len(tags) > most:
+        raise SubmissionError("invalid_tags", f"{len(tags)} tags; at most {most} are allowed.")
+    longest = max((len(tag) for tag in tags), default=0)
+    if longest > chars:
+        raise SubmissionError(
+            "invalid_tags", f"A tag of {longest} characters; at most {chars} are allowed."
+        )
+
+
+def _check_open_sessions(owner_id: int | None) -> None:
+    """A user may have QDASH_MAX_OPEN_SESSIONS_PER_USER sessions that are not closed."""
+    limit = settings.QDASH_MAX_OPEN_SESSIONS_PER_USER
+    live = models.Session.objects.filter(owner_id=owner_id).exclude(state=m.CLOSED)
+    if owner_id is not None and live[:limit].count() >= limit:
+        raise SubmissionError(
+            TOO_MANY_SESSIONS, f"You have {limit} sessions open; close one first."
+        )
 
 
 def _joinable(uid: str, backend: models.Backend, instance: models.Instance) -> models.Session:
@@ -212,6 +238,7 @@ def sessions_create(
     clock: Clock | None = None,
 ) -> tuple[models.Session, tuple[m.ReservationWarning, ...]]:
     """Open a session (the client's `with Session(...)`); it starts with its first job."""
+    _check_open_sessions(getattr(owner, "pk", None))
     now = (clock or SystemClock()).now()
     with transaction.atomic():
         session = session_row(

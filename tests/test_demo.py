@@ -27,7 +27,7 @@ def test_loading_the_demo_twice_changes_nothing() -> None:
 
     demo.demo_load()
 
-    assert counts[0] == len(demo.BACKENDS) and counts[2] == len(demo.USERS)
+    assert counts[0] == len(demo.BACKENDS) and counts[2] == len(demo.USERS) + 1  # + traffic
     assert [
         models.Backend.objects.count(),
         models.Instance.objects.count(),
@@ -43,9 +43,12 @@ def test_traffic_submits_jobs_into_the_demo_instances() -> None:
     for _ in range(20):
         traffic.step()
 
-    jobs = models.Job.objects.select_related("instance")
+    jobs = models.Job.objects.select_related("instance", "owner")
     assert jobs.count() > 0
     assert all(job.instance.members.filter(pk=job.owner_id).exists() for job in jobs)
+    # Its own account, so a person's queue limit is theirs alone.
+    assert {job.owner.username for job in jobs} == {demo.TRAFFIC_USER}
+    assert not get_user_model().objects.get(username=demo.TRAFFIC_USER).has_usable_password()
 
 
 def test_the_traffic_loop_opens_with_a_burst_of_plain_jobs_then_slows_down() -> None:

@@ -10,7 +10,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from scheduler.policy import model as m
-from scheduler.submission import TOO_MANY_QUEUED, SubmissionError
+from scheduler.submission import TOO_MANY_QUEUED, TOO_MANY_SESSIONS, SubmissionError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ SUBMISSION_STATUS = {
     m.UNKNOWN_SESSION: 404,
     m.SESSION_CLOSED: 409,
     TOO_MANY_QUEUED: 429,
+    TOO_MANY_SESSIONS: 429,
 }
 
 

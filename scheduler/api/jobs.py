@@ -22,7 +22,7 @@ from scheduler.api.errors import ApiError, not_found
 from scheduler.api.present import failure_text, iso, job_json
 from scheduler.api.schemas import Error, JobCreated, JobIn, JobOut, JobsOut, TagsIn
 from scheduler.policy import model as m
-from scheduler.submission import jobs_submit, warning_text
+from scheduler.submission import jobs_submit, tags_check, warning_text
 
 router = Router(tags=["jobs"])
 REFUSALS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 413: Error, 429: Error}
@@ -349,5 +349,6 @@ def jobs_delete(request: HttpRequest, uid: str) -> HttpResponse:
 @router.put("/jobs/{uid}/tags", response={204: None} | REFUSALS)
 def jobs_tags(request: HttpRequest, uid: str, payload: TagsIn) -> HttpResponse:
     job = job_for_user(request, uid)
+    tags_check(payload.tags)
     models.Job.objects.filter(pk=job.pk).update(tags=payload.tags)
     return HttpResponse(status=204)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from ninja import Schema
 from pydantic import ConfigDict, Field, PositiveInt
 
-Tag = Annotated[str, Field(max_length=200)]
+Tag = str  # count and length are limits of the deployment (QDASH_MAX_TAGS, ...)
 MAX_SECONDS = 366 * 24 * 3600  # longer spans are refused, not overflowed
 
 
@@ -117,7 +117,7 @@ class JobIn(Schema):
     params: dict[str, Any]
     session_id: str | None = None
     start_session: bool = False
-    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    tags: list[Tag] = Field(default_factory=list)
     cost: PositiveInt | None = Field(
         None, le=MAX_SECONDS, description="Maximum execution time in seconds."
     )
@@ -164,7 +164,7 @@ class JobsOut(Schema):
 
 
 class TagsIn(Schema):
-    tags: list[Tag] = Field(max_length=50)
+    tags: list[Tag]
 
 
 class UsageOut(Schema):

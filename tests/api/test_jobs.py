@@ -330,3 +330,17 @@ def test_a_job_needs_an_instance(alice: Caller, backend: models.Backend) -> None
     alice.user.instances.add(other)
     response = alice.post("/jobs", job_body())
     assert response.status_code == 400 and response.json()["code"] == "instance_required"
+
+
+def test_tags_are_limited_in_number_and_length(
+    alice: Caller, backend: models.Backend, settings: object
+) -> None:
+    settings.QDASH_MAX_TAGS = 2  # type: ignore[attr-defined]
+    settings.QDASH_MAX_TAG_CHARS = 5  # type: ignore[attr-defined]
+    for tags, message in ((["a", "b", "c"], "3 tags; at most 2"), (["abcdef"], "6 characters")):
+        response = alice.post("/jobs", job_body(tags=tags))
+        assert response.status_code == 400 and message in response.json()["message"]
+    assert not models.Job.objects.exists()
+    uid = submit(alice, tags=["ok"])
+    assert alice.put(f"/jobs/{uid}/tags", {"tags": ["x", "y", "z"]}).status_code == 400
+    assert models.Job.objects.get(uid=uid).tags == ["ok"]

@@ -81,3 +81,18 @@ def test_bad_session_requests_are_refused(
     assert response.status_code == status
     assert set(response.json()) == {"code", "message"}
     assert not models.Session.objects.exists()
+
+
+def test_open_sessions_per_user_are_limited(
+    alice: Caller, backend: models.Backend, settings: object
+) -> None:
+    settings.QDASH_MAX_OPEN_SESSIONS_PER_USER = 2  # type: ignore[attr-defined]
+    first = alice.post("/sessions", {"backend": "sim_a"}).json()["id"]
+    assert alice.post("/sessions", {"backend": "sim_a"}).status_code == 200
+    refused = alice.post("/sessions", {"backend": "sim_a"})
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_sessions"
+    job = alice.post("/jobs", job_body(start_session=True))
+    assert job.status_code == 429  # a job that would start a session counts too
+    assert models.Session.objects.count() == 2 and not models.Job.objects.exists()
+    alice.patch(f"/sessions/{first}", {"accepting_jobs": False})  # closes: nothing queued
+    assert alice.post("/sessions", {"backend": "sim_a"}).status_code == 200
