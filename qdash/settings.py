@@ -75,6 +75,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "scheduler.metrics.timing_middleware",  # HTTP latency for /metrics
     "django_guid.middleware.guid_middleware",  # a request id on every log line and answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -246,6 +247,14 @@ QDASH_DECODE = {
     "MEMORY_MB": env_int("QDASH_DECODE_MEMORY_MB", 512),
     "SECONDS": env_int("QDASH_DECODE_SECONDS", 10),
 }
+# What researchers see of other instances on shared pages: "private" (not their ids
+# or paths) or "open" (selectors/access.py, visible_instances).
+QDASH_VISIBILITY = os.environ.get("QDASH_VISIBILITY", "private")
+if QDASH_VISIBILITY not in ("private", "open"):
+    raise ImproperlyConfigured("QDASH_VISIBILITY must be private or open.")
+# /metrics: with a token, scrapers send `Authorization: Bearer <token>`; without one,
+# only local addresses may read it.
+QDASH_METRICS_TOKEN = os.environ.get("QDASH_METRICS_TOKEN", "")
 # Seconds a cancel or close waits for the leader to apply it, so the answer shows it.
 QDASH_APPLY_WAIT = float(os.environ.get("QDASH_APPLY_WAIT", "2"))
 # API requests a minute per API key, and failed authentications a minute per address.

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from scheduler import account, views
+from scheduler import account, metrics, views
 from scheduler.api import api, experimental_api, identity_api
 
 urlpatterns = [
@@ -25,6 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
+    path("metrics", metrics.scrape, name="metrics"),
     path("account", account.account, name="account"),
     path("account/tokens", account.token_create, name="token_create"),
     path("account/tokens/<int:pk>/revoke", account.token_revoke, name="token_revoke"),

@@ -13,7 +13,7 @@ from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from scheduler import fragments, live, selectors
+from scheduler import fragments, live, metrics, selectors
 from scheduler.leader import LeaderLock
 from scheduler.runner import Scheduler, scheduler_loop
 
@@ -39,9 +39,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.filters = {key: params.get(key, [""])[0] for key in selectors.JOB_FILTERS}
         await self.channel_layer.group_add(live.GROUP, self.channel_name)
         await self.accept()
+        self.counted = True
+        metrics.WEBSOCKETS.inc()
         await self._send_all(await self._render(None))
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", False):
+            metrics.WEBSOCKETS.dec()
+            self.counted = False
         await self.channel_layer.group_discard(live.GROUP, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -140,7 +145,7 @@ def render_page(
             return fragments.session_fragments(uid=uid, user=user)
         return []
     if change is None or change["jobs"] or change.get("plan"):
-        return [fragments.fair_share_fragment()]
+        return [fragments.fair_share_fragment(user=user)]
     return []
 
 

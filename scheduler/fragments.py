@@ -25,6 +25,7 @@ def dashboard_context(*, user: Any, filters: Mapping[str, str]) -> dict[str, Any
     cards = selectors.backend_cards()
     return {
         "cards": cards,
+        "visible": selectors.visible_instances(user=user),
         "jobs": selectors.jobs_table(user=user, filters=filters),
         "filters": filters,
         "choices": selectors.job_filter_choices(user=user),
@@ -49,10 +50,11 @@ def charts(*, cards: Iterable[selectors.BackendCard], user: Any) -> dict[str, An
     }
 
 
-def job_context(job: models.Job) -> dict[str, Any]:
+def job_context(job: models.Job, *, user: Any) -> dict[str, Any]:
     """A job with, while queued, its place in the published plan and why it waits;
     when completed, its results."""
-    context: dict[str, Any] = {"job": job, "waiting": selectors.job_waiting(job)}
+    visible = selectors.visible_instances(user=user)
+    context: dict[str, Any] = {"job": job, "waiting": selectors.job_waiting(job, visible=visible)}
     if job.status == models.Job.Status.COMPLETED:
         context["result_chart"] = selectors.job_result_chart(job)
     return context
@@ -77,11 +79,12 @@ def session_may_manage(session: models.Session, user: Any) -> bool:
     return live and (bool(user.is_staff) or session.owner_id == user.pk)
 
 
-def fair_share_context() -> dict[str, Any]:
+def fair_share_context(*, user: Any) -> dict[str, Any]:
     plan = plans.current()
+    visible = selectors.visible_instances(user=user)
     return {
-        "tree": selectors.fair_share_tree(),
-        "order": selectors.fair_share_next(plan),
+        "tree": selectors.fair_share_tree(visible=visible),
+        "order": selectors.fair_share_next(plan, visible=visible),
         "plan": plan,
     }
 
@@ -91,8 +94,9 @@ def dashboard_fragments(
     *, user: Any, filters: Mapping[str, str], backends: Iterable[str] | None, jobs: bool
 ) -> list[str]:
     """Cards of the named backends (all when None) and, if jobs changed, the job table."""
+    visible = selectors.visible_instances(user=user)
     html: list[str] = [
-        render_to_string("dashboard.html#backend-card", {"card": card})
+        render_to_string("dashboard.html#backend-card", {"card": card, "visible": visible})
         for card in selectors.backend_cards(names=backends)
     ]
     if jobs:
@@ -128,7 +132,7 @@ def job_fragment(*, uid: str, user: Any, queued: bool = False) -> str | None:
     job = jobs.first()
     if job is None:
         return None
-    return render_to_string("job.html#job-status", job_context(job))
+    return render_to_string("job.html#job-status", job_context(job, user=user))
 
 
 def session_fragments(*, uid: str, user: Any) -> list[str]:
@@ -142,8 +146,8 @@ def session_fragments(*, uid: str, user: Any) -> list[str]:
     ]
 
 
-def fair_share_fragment() -> str:
-    return render_to_string("fair_share.html#fair-share-body", fair_share_context())
+def fair_share_fragment(*, user: Any) -> str:
+    return render_to_string("fair_share.html#fair-share-body", fair_share_context(user=user))
 
 
 def to_json(data: Any) -> str:

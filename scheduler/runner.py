@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,9 +24,9 @@ from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.db import close_old_connections
 
-from scheduler import bulk, models
+from scheduler import bulk, metrics, models
 from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span, to_ticks
-from scheduler.engine import Leader
+from scheduler.engine import Leader, StepReport
 from scheduler.leader import LeaderLock
 from scheduler.plans import Planner
 from scheduler.policy import Policy
@@ -87,6 +88,7 @@ class Scheduler:
         now = self.clock.now()
         ticks = to_ticks(now)
         finishes = self._due_finishes(now)
+        start = time.perf_counter()
         try:
             report = self.leader.step(
                 ticks, [(ticks, [f for _, f in finishes])] if finishes else []
@@ -97,6 +99,8 @@ class Scheduler:
             raise
         for (uid, _), _ in finishes:
             self._executing.pop(uid, None)
+        metrics.observe_step(report.instant.events, time.perf_counter() - start)
+        log_step(report, finishes=len(finishes))
         policy = self.leader.policy
         assert policy is not None
         if report.changed:
@@ -201,6 +205,32 @@ class Scheduler:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.planner.close()
+
+
+steps_log = logging.getLogger("scheduler.steps")
+
+
+def log_step(report: StepReport, *, finishes: int) -> None:
+    """One logfmt line per step that did something, with its phases (as Kueue logs its
+    scheduling cycles); an idle step only at debug level."""
+    events = report.instant.events
+    started = sum(1 for e in events if e.kind == "job_started")
+    ended = sum(1 for e in events if e.kind == "job_ended")
+    timers = sum(1 for e in events if e.kind == "timer_fired")
+    busy = report.inputs or finishes or events
+    phases = " ".join(f"{name}_ms={seconds * 1000:.1f}" for name, seconds in report.phases.items())
+    steps_log.log(
+        logging.INFO if busy else logging.DEBUG,
+        "step inputs=%d finishes=%d started=%d ended=%d timers=%d refused=%d events=%d %s",
+        report.inputs,
+        finishes,
+        started,
+        ended,
+        timers,
+        report.refused,
+        len(events),
+        phases,
+    )
 
 
 async def scheduler_loop(

@@ -105,7 +105,7 @@ def submit(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 def job_detail(request: HttpRequest, uid: str) -> HttpResponse:
     job = get_object_or_404(selectors.jobs_visible(user=request.user), uid=uid)
-    return render(request, "job.html", fragments.job_context(job))
+    return render(request, "job.html", fragments.job_context(job, user=request.user))
 
 
 def _session_for_user(request: HttpRequest, uid: str) -> models.Session:
@@ -140,4 +140,4 @@ def session_action(request: HtmxHttpRequest, uid: str, action: str) -> HttpRespo
 @login_required
 def fair_share(request: HttpRequest) -> HttpResponse:
     """The instance tree with shares and usage, and what each backend starts next."""
-    return render(request, "fair_share.html", fragments.fair_share_context())
+    return render(request, "fair_share.html", fragments.fair_share_context(user=request.user))

@@ -156,3 +156,22 @@ def test_a_job_still_executing_at_its_runtime_limit_fails(clock: FakeClock) -> N
 
     job = models.Job.objects.get(uid="j1")
     assert (job.status, job.error) == (m.FAILED, m.MAX_EXECUTION_TIME_EXCEEDED)
+
+
+def test_each_busy_step_logs_one_line_with_its_phases(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    scheduler = Scheduler(clock=clock, execute=FakeExecutor(), inline=True)
+    submit(clock, "j1", 5)
+    submit(clock, "j2", 5)
+    with caplog.at_level(logging.DEBUG, logger="scheduler.steps"):
+        scheduler.tick()
+        scheduler.tick()  # nothing new: a debug line only
+
+    busy, idle = [r for r in caplog.records if r.name == "scheduler.steps"]
+    assert busy.levelno == logging.INFO and idle.levelno == logging.DEBUG
+    line = busy.getMessage()
+    assert "inputs=2" in line and "started=1" in line and "finishes=0" in line
+    assert "apply_ms=" in line and "write_ms=" in line

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.test import override_settings
 from django.utils import timezone
 
 from scheduler import engine, inputs, models, selectors
@@ -152,7 +153,7 @@ def test_the_session_timeline_marks_jobs_and_closes(
     assert marks["qj3"]["at"] == traffic + timedelta(seconds=70) and marks["qj3"]["started"]
 
 
-def test_researchers_see_every_session_but_only_their_instances_jobs(
+def test_researchers_see_other_instances_sessions_under_stand_in_names(
     backend: models.Backend, traffic: datetime
 ) -> None:
     outsider = UserFactory(username="eve")
@@ -165,9 +166,26 @@ def test_researchers_see_every_session_but_only_their_instances_jobs(
         for user in (outsider, member)
     }
 
-    assert {s["session"] for s in seen_by["eve"]["spans"]} == {"qs1"}
+    # eve sees that a session held sim_a, not whose: a stand-in name, the same each time.
+    (stand_in,) = {s["session"] for s in seen_by["eve"]["spans"]}
+    assert stand_in.startswith("other-") and "qs1" not in str(seen_by["eve"])
+    again = selectors.session_timeline(since=traffic, now=now, user=outsider)
+    assert {s["session"] for s in again["spans"]} == {stand_in}
     assert seen_by["eve"]["jobs"] == []
+    assert {s["session"] for s in seen_by["bob"]["spans"]} == {"qs1"}
     assert {j["job"] for j in seen_by["bob"]["jobs"]} == {"qj3", "qj4"}
+
+
+@override_settings(QDASH_VISIBILITY="open")
+def test_an_open_facility_shows_every_session_by_name(
+    backend: models.Backend, traffic: datetime
+) -> None:
+    outsider = UserFactory(username="eve")
+    timeline = selectors.session_timeline(
+        since=traffic, now=traffic + timedelta(minutes=5), user=outsider
+    )
+    assert {s["session"] for s in timeline["spans"]} == {"qs1"}
+    assert timeline["jobs"] == []  # never other instances' jobs
 
 
 def test_the_depth_starts_from_the_queue_when_the_chart_begins(

@@ -13,8 +13,11 @@ from scheduler.selectors.access import (
     job_filter_choices,
     jobs_table,
     jobs_visible,
+    pseudonym,
     sessions_joinable,
     sessions_visible,
+    shown,
+    visible_instances,
 )
 from scheduler.selectors.cards import LANE_LABELS, LANES, BackendCard, backend_cards
 from scheduler.selectors.charts import (
@@ -53,6 +56,9 @@ __all__ = [
     "job_waiting",
     "jobs_table",
     "jobs_visible",
+    "pseudonym",
+    "shown",
+    "visible_instances",
     "queue_flow",
     "session_events",
     "session_timeline",

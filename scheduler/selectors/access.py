@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Mapping
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
@@ -13,6 +16,34 @@ from scheduler.policy import model as m
 User = AbstractBaseUser | AnonymousUser
 JOB_FILTERS = ("backend", "instance", "status", "session")
 TABLE_ROWS = 50
+
+
+def visible_instances(*, user: User) -> frozenset[str] | None:
+    """The instances whose jobs, sessions and paths `user` sees on shared pages; None: all.
+
+    Operators see everything. With QDASH_VISIBILITY=private (the default) a
+    researcher sees their own instances only: other instances' running jobs,
+    sessions and reservations show as "another instance", with their timers and
+    lanes but without ids or paths, as IBM's queue shows a researcher only their
+    own jobs. With QDASH_VISIBILITY=open everyone sees every id and path (never
+    other instances' job inputs or results).
+    """
+    if getattr(user, "is_staff", False) or settings.QDASH_VISIBILITY == "open":
+        return None
+    paths = models.Instance.objects.filter(members=user.pk).values_list("path", flat=True)
+    return frozenset(paths)
+
+
+def shown(path: str | None, visible: frozenset[str] | None) -> bool:
+    """Whether a viewer who sees `visible` sees things of instance `path` by name."""
+    return visible is None or (path is not None and path in visible)
+
+
+def pseudonym(uid: str) -> str:
+    """A stable stand-in for another instance's session id: the same on every render,
+    telling sessions apart without revealing them."""
+    digest = hmac.new(settings.SECRET_KEY.encode(), uid.encode(), hashlib.sha256).hexdigest()
+    return "other-" + digest[:6]
 
 
 def jobs_visible(*, user: User) -> QuerySet[models.Job]:

@@ -14,6 +14,7 @@ from scheduler.clock import from_ticks
 from scheduler.plans import PlanView
 from scheduler.policy import model as m
 from scheduler.policy.queues import tree_nodes
+from scheduler.selectors.access import shown
 
 
 @dataclass
@@ -28,8 +29,14 @@ class TreeRow:
     children: list[TreeRow] = field(default_factory=list)
 
 
-def fair_share_tree(*, now: datetime | None = None) -> list[TreeRow]:
-    """Every instance-tree node with its share, usage in the window and usage/share."""
+def fair_share_tree(
+    *, now: datetime | None = None, visible: frozenset[str] | None = None
+) -> list[TreeRow]:
+    """Every instance-tree node with its share, usage in the window and usage/share.
+
+    A node is named only if the viewer sees an instance under it (`visible`, None:
+    all); the others read "another hub", "another group", "another project".
+    """
     now = now or timezone.now()
     window = timedelta(seconds=engine.policy_settings().usage_window / 1_000_000)
     usage: dict[str, int] = {}
@@ -50,19 +57,25 @@ def fair_share_tree(*, now: datetime | None = None) -> list[TreeRow]:
         seconds = usage.get(node.path, 0) / 1_000_000
         ratio = seconds / node.share if node.share > 0 else None
         count = sum(n for path, n in queued.items() if path == node.path or _under(path, node))
-        rows.append(
-            TreeRow(node.path, node.level, node.share, seconds, ratio, node.path.count("/"))
-        )
+        path = node.path if _named(node.path, visible) else f"another {node.level}"
+        rows.append(TreeRow(path, node.level, node.share, seconds, ratio, node.path.count("/")))
         rows[-1].queued = count
     return rows
+
+
+def _named(path: str, visible: frozenset[str] | None) -> bool:
+    return visible is None or any(p == path or p.startswith(path + "/") for p in visible)
 
 
 def _under(path: str, node: models.Instance) -> bool:
     return path.startswith(node.path + "/")
 
 
-def fair_share_next(plan: PlanView | None, *, limit: int = 10) -> dict[str, list[dict[str, Any]]]:
-    """Per backend, the queued jobs in the order the published plan starts them."""
+def fair_share_next(
+    plan: PlanView | None, *, limit: int = 10, visible: frozenset[str] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Per backend, the queued jobs in the order the published plan starts them; another
+    instance's job (for a viewer who does not see it) without its id, path or session."""
     names = models.Backend.objects.order_by("name").values_list("name", flat=True)
     order: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     if plan is None:
@@ -70,11 +83,12 @@ def fair_share_next(plan: PlanView | None, *, limit: int = 10) -> dict[str, list
     for name in order:
         state = plan.backends.get(name)
         for position, head in enumerate(state.head[:limit] if state else [], 1):
+            seen = shown(head["instance"], visible)
             order[name].append(
                 {
-                    "uid": head["job"],
-                    "instance": head["instance"],
-                    "session": head["session"],
+                    "uid": head["job"] if seen else None,
+                    "instance": head["instance"] if seen else "another instance",
+                    "session": head["session"] if seen else None,
                     "position": position,
                     "start": from_ticks(head["start"]),
                 }

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from scheduler import models
 from scheduler.policy import model as m
-from scheduler.selectors.access import User, jobs_visible
+from scheduler.selectors.access import User, jobs_visible, pseudonym, shown, visible_instances
 from scheduler.selectors.charts import TIMELINE_SPAN
 
 
@@ -61,21 +61,41 @@ def session_timeline(
     reservations = models.Reservation.objects.filter(end__gte=since, start__lte=now + TIMELINE_SPAN)
     if session is not None:
         reservations = reservations.filter(backend__sessions__uid=session)
-    return {
-        "spans": spans,
-        "closes": closes,
-        "jobs": _session_jobs(sessions=list(history), since=since, user=user),
-        "reservations": [
-            {
-                "backend": r.backend.name,
-                "instance": r.instance.path,
-                "start": r.start,
-                "end": r.end,
-                "exclusive": r.exclusive,
-            }
-            for r in reservations.select_related("backend", "instance").order_by("start")
-        ],
-    }
+    return _masked(
+        user,
+        {
+            "spans": spans,
+            "closes": closes,
+            "jobs": _session_jobs(sessions=list(history), since=since, user=user),
+            "reservations": [
+                {
+                    "backend": r.backend.name,
+                    "instance": r.instance.path,
+                    "start": r.start,
+                    "end": r.end,
+                    "exclusive": r.exclusive,
+                }
+                for r in reservations.select_related("backend", "instance").order_by("start")
+            ],
+        },
+    )
+
+
+def _masked(user: User, timeline: dict[str, Any]) -> dict[str, Any]:
+    """Other instances' sessions under stand-in names, their windows without the path,
+    for a viewer who does not see them (selectors.access.visible_instances)."""
+    visible = visible_instances(user=user)
+    if visible is None:
+        return timeline
+    uids = {item["session"] for item in timeline["spans"] + timeline["closes"]}
+    paths = dict(models.Session.objects.filter(uid__in=uids).values_list("uid", "instance__path"))
+    for item in timeline["spans"] + timeline["closes"]:
+        if not shown(paths.get(item["session"]), visible):
+            item["session"] = pseudonym(item["session"])
+    for window in timeline["reservations"]:
+        if not shown(window["instance"], visible):
+            window["instance"] = "another instance"
+    return timeline
 
 
 TIMELINE_JOBS = 500  # job marks on the session activity chart, newest first

@@ -11,6 +11,7 @@ from scheduler.clock import from_ticks
 from scheduler.plans import PlanView
 from scheduler.policy import PlanEntry, wait_reasons
 from scheduler.policy import model as m
+from scheduler.selectors.access import shown
 
 TIMES = ("end", "interactive_deadline", "start")  # reason data in ticks, shown as times
 
@@ -49,10 +50,14 @@ class Waiting:
         return self.plan is not None and self.plan.stale()
 
 
-def job_waiting(job: models.Job, plan: PlanView | None = None) -> Waiting | None:
+def job_waiting(
+    job: models.Job, plan: PlanView | None = None, *, visible: frozenset[str] | None = None
+) -> Waiting | None:
     """The plan's entry of a queued job and the reasons it waits (None if not queued).
 
-    Reads the published plan (two small rows); never runs the rules.
+    Reads the published plan (two small rows); never runs the rules. Reasons about
+    another instance's job or session name neither for a viewer who does not see
+    that instance (`visible`, None: all).
     """
     if job.status != m.QUEUED:
         return None
@@ -68,7 +73,8 @@ def job_waiting(job: models.Job, plan: PlanView | None = None) -> Waiting | None
         session=session.uid if session else None,
         session_state=session.state if session else None,
     )
-    return Waiting(plan, entry, [ReasonView(r.code, _times(r.data)) for r in reasons])
+    views = [ReasonView(r.code, _masked(_times(r.data), visible)) for r in reasons]
+    return Waiting(plan, entry, views)
 
 
 def _times(data: Any) -> dict[str, Any]:
@@ -76,3 +82,10 @@ def _times(data: Any) -> dict[str, Any]:
         key: from_ticks(value) if key in TIMES and isinstance(value, int) else value
         for key, value in dict(data).items()
     }
+
+
+def _masked(data: dict[str, Any], visible: frozenset[str] | None) -> dict[str, Any]:
+    if "instance" not in data or shown(data["instance"], visible):
+        return data
+    hidden = {"instance": None, "job": None, "id": None, "session": None}
+    return {key: hidden.get(key, value) for key, value in data.items()}

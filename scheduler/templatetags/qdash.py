@@ -44,3 +44,11 @@ LANE_WORDS = {"reservation": "reservation", "session": "session", "fair_share": 
 def lane_label(lane: str | None) -> str:
     """A lane's name for people ("fair-share")."""
     return LANE_WORDS.get(lane or "", lane or "")
+
+
+@register.filter
+def shown_to(path: str | None, visible: frozenset[str] | None) -> bool:
+    """`{% if path|shown_to:visible %}`: the viewer sees this instance's things by name."""
+    from scheduler.selectors.access import shown
+
+    return shown(path, visible)
