@@ -22,10 +22,25 @@ def register() -> None:
     """Log every change of these models (AppConfig.ready)."""
     if auditlog.contains(models.Reservation):
         return
-    auditlog.register(models.Reservation, exclude_fields=["started", "ended"])
-    auditlog.register(models.Instance, m2m_fields={"members"})
-    auditlog.register(models.Backend, exclude_fields=["status", "hold_session", "hold_since"])
-    auditlog.register(models.ApiToken, exclude_fields=["key_hash", "last_used"])
+    auditlog.register(
+        models.Reservation,
+        include_fields=["backend", "instance", "start", "end", "exclusive", "note"],
+    )
+    auditlog.register(
+        models.Instance, include_fields=["path", "parent", "share"], m2m_fields={"members"}
+    )
+    auditlog.register(  # what an operator sets; status and holds change by the scheduler
+        models.Backend,
+        include_fields=[
+            "name",
+            "num_qubits",
+            "max_runtime",
+            "job_overhead",
+            "shot_time",
+            "description",
+        ],
+    )
+    auditlog.register(models.ApiToken, include_fields=["user", "name", "created"])
 
 
 def record(

@@ -27,6 +27,16 @@ def _redis_reachable() -> bool:
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache() -> Iterator[None]:
+    """Rate-limit counts live in the cache: each test starts with none."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def eager_leader(settings: Any) -> None:
     """No scheduler process runs in tests: a change is applied by a leader step in the
     test's own thread (`QDASH_EAGER_LEADER`). Tests of the live loop turn it off."""
