@@ -15,10 +15,10 @@ from scheduler import models
 from scheduler.api.auth import instance_crn, principal
 from scheduler.api.errors import ApiError
 from scheduler.api.schemas import (
+    REFUSALS,
     BackendStatusOut,
     ConfigurationOut,
     DevicesOut,
-    Error,
     UsageOut,
 )
 from scheduler.limits import input_limits
@@ -48,7 +48,7 @@ def backend_or_404(name: str) -> models.Backend:
     return backend
 
 
-@router.get("/backends", response=DevicesOut)
+@router.get("/backends", response={200: DevicesOut} | REFUSALS)
 def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str, Any]:
     """Every backend (all are simulated with Aer; none is a mock), with its queue length
     as the scheduler last wrote it."""
@@ -79,7 +79,7 @@ def _queued(backend: models.Backend) -> int:
     return 0 if sample is None else _total(sample)
 
 
-@router.get("/backends/{name}/configuration", response={200: ConfigurationOut, 404: Error})
+@router.get("/backends/{name}/configuration", response={200: ConfigurationOut} | REFUSALS)
 def backends_configuration(request: HttpRequest, name: str) -> dict[str, Any]:
     backend = backend_or_404(name)
     limits = input_limits()
@@ -103,14 +103,14 @@ def backends_configuration(request: HttpRequest, name: str) -> dict[str, Any]:
     }
 
 
-@router.get("/backends/{name}/properties", response={200: dict | None, 404: Error})
+@router.get("/backends/{name}/properties", response={200: dict | None} | REFUSALS)
 def backends_properties(request: HttpRequest, name: str) -> None:
     """No calibration data: the client then transpiles to `basis_gates` only."""
     backend_or_404(name)
     return None
 
 
-@router.get("/backends/{name}/status", response={200: BackendStatusOut, 404: Error})
+@router.get("/backends/{name}/status", response={200: BackendStatusOut} | REFUSALS)
 def backends_status(request: HttpRequest, name: str) -> dict[str, Any]:
     backend = backend_or_404(name)
     online = backend.status == models.Backend.Status.ONLINE
@@ -124,7 +124,7 @@ def backends_status(request: HttpRequest, name: str) -> dict[str, Any]:
     }
 
 
-@router.get("/instances/usage", response={200: UsageOut, 400: Error})
+@router.get("/instances/usage", response={200: UsageOut} | REFUSALS)
 def instances_usage(request: HttpRequest) -> dict[str, Any]:
     """Fair-share usage of the selected instance over the usage window."""
     node = principal(request).require_instance()

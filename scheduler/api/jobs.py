@@ -20,12 +20,11 @@ from scheduler.api.auth import Principal, principal
 from scheduler.api.backends import backend_or_404
 from scheduler.api.errors import ApiError, not_found
 from scheduler.api.present import failure_text, iso, job_json
-from scheduler.api.schemas import Error, JobCreated, JobIn, JobOut, JobsOut, TagsIn
+from scheduler.api.schemas import REFUSALS, JobCreated, JobIn, JobOut, JobsOut, TagsIn
 from scheduler.policy import model as m
 from scheduler.submission import jobs_submit, tags_check, warning_text
 
 router = Router(tags=["jobs"])
-REFUSALS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error, 413: Error, 429: Error}
 MAX_PAYLOAD_BYTES = 10 * 2**20
 MAX_OFFSET = 2**31 - 1  # past any list; a larger one would overflow the database
 # Off by default: users do submit one circuit many times in a row. A job is stored

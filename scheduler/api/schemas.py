@@ -16,6 +16,25 @@ class Error(Schema):
     message: str
 
 
+class ServerError(Schema):
+    code: str
+    message: str
+    request_id: str
+
+
+# Every refusal an operation may give; a 500 carries a request id instead of details.
+REFUSALS: dict[int, type[Schema]] = {
+    400: Error,
+    401: Error,
+    403: Error,
+    404: Error,
+    409: Error,
+    413: Error,
+    429: Error,
+    500: ServerError,
+}
+
+
 class TokenOut(Schema):
     access_token: str
     token_type: str = "Bearer"

@@ -13,11 +13,10 @@ from scheduler.api.auth import principal, select_instance
 from scheduler.api.backends import backend_or_404
 from scheduler.api.errors import ApiError, not_found
 from scheduler.api.present import session_json
-from scheduler.api.schemas import Error, SessionIn, SessionOut, SessionPatch
+from scheduler.api.schemas import REFUSALS, SessionIn, SessionOut, SessionPatch
 from scheduler.submission import sessions_create, warning_text
 
 router = Router(tags=["sessions"])
-REFUSALS = {400: Error, 401: Error, 403: Error, 404: Error, 409: Error}
 
 
 def session_for_user(request: HttpRequest, uid: str) -> models.Session:

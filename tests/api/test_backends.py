@@ -76,3 +76,20 @@ def test_openapi_schema_and_docs_are_served() -> None:
     assert schema.status_code == 200
     assert "/api/v1/jobs" in schema.json()["paths"]
     assert Client().get("/api/v1/docs").status_code == 200
+
+
+def test_openapi_links_lead_from_a_created_job_or_session_to_its_operations() -> None:
+    paths = Client().get("/api/v1/openapi.json").json()["paths"]
+    created = paths["/api/v1/jobs"]["post"]["responses"]["201"]["links"]
+    targets = {link["operationId"] for link in created.values()}
+    job_ops = {op["operationId"] for op in paths["/api/v1/jobs/{uid}"].values()}
+    assert job_ops <= targets
+    assert {link["parameters"]["uid"] for link in created.values()} == {"$response.body#/id"}
+    session = paths["/api/v1/sessions"]["post"]["responses"]["200"]["links"]
+    assert paths["/api/v1/sessions/{uid}/close"]["delete"]["operationId"] in {
+        link["operationId"] for link in session.values()
+    }
+    # Errors are declared for every operation, in the one error shape.
+    for methods in paths.values():
+        for op in methods.values():
+            assert {"400", "401", "404", "429", "500"} <= set(op["responses"])
