@@ -156,10 +156,25 @@ class Future:
     reservations_before: dict[str, Window]  # the windows known at `now`, before any change
 
 
-def compare(policy: Policy, scenario: Scenario, changes: Sequence[Change]) -> tuple[Future, Future]:
-    """Both futures of `policy`'s state: without and with `changes` (both on copies)."""
+def compare(
+    policy: Policy, scenario: Scenario, changes: Sequence[Change], *, in_place: bool = False
+) -> tuple[Future, Future]:
+    """Both futures of `policy`'s state: without and with `changes`.
+
+    Each replays a copy, unless `in_place` (a throw-away snapshot, such as a
+    freshly loaded one): then the future without the changes uses `policy` up,
+    which saves one copy of the state.
+    """
     arrived = arrivals(scenario)
-    return run_future(policy, scenario, (), arrived), run_future(policy, scenario, changes, arrived)
+    with_ = run_future(policy, scenario, changes, arrived)
+    return run_future(policy, scenario, (), arrived, in_place=in_place), with_
+
+
+class _Start(NamedTuple):
+    """What the reports need of the state at `now`, kept before a replay moves it."""
+
+    sessions: dict[str, tuple[str, str | None, int | None]]  # state, bound window, TTL end
+    reservations: dict[str, Window]
 
 
 def run_future(
@@ -167,13 +182,24 @@ def run_future(
     scenario: Scenario,
     changes: Sequence[Change],
     arrived: Sequence[Arrival] | None = None,
+    *,
+    in_place: bool = False,
 ) -> Future:
-    """Replay a copy of `policy` from `scenario.now` to `scenario.end` with `changes`
-    applied at `now` and the synthetic jobs submitted as they arrive."""
+    """Replay a copy of `policy` (or, `in_place`, `policy` itself) from `scenario.now` to
+    `scenario.end` with `changes` applied at `now` and the synthetic jobs submitted as
+    they arrive."""
     if arrived is None:
         arrived = arrivals(scenario)
+    start = _Start(
+        {
+            s.id: (s.state, s.bound_reservation, s.ttl_deadline)
+            for s in policy.sessions.values()
+            if s.state != m.CLOSED  # a closed one is kept only while its last job runs
+        },
+        {r.id: _window(r) for r in policy.reservations.values()},
+    )
+    replay = policy if in_place else copy.deepcopy(policy)
     now, end = scenario.now, scenario.end
-    replay = copy.deepcopy(policy)
     assume_modeled_durations(replay, now)
     overheads = dict(scenario.overheads)
     actions: list[m.Action] = []
@@ -206,9 +232,9 @@ def run_future(
         now=now,
         end=end,
         jobs=_jobs(replay),
-        sessions=_sessions(policy, replay, now),
+        sessions=_sessions(start, replay),
         backends=_backends(replay, holds, now, end),
-        reservations_before={r.id: _window(r) for r in policy.reservations.values()},
+        reservations_before=start.reservations,
     )
 
 
@@ -238,21 +264,19 @@ def _jobs(replay: Policy) -> list[JobRun]:
     ]
 
 
-def _sessions(before: Policy, replay: Policy, now: int) -> list[SessionRun]:
+def _sessions(start: _Start, replay: Policy) -> list[SessionRun]:
     out = []
-    for sid, original in before.sessions.items():
-        if original.state == m.CLOSED:
-            continue  # kept only while its last job runs
+    for sid, (state, bound_before, ttl_deadline) in start.sessions.items():
         session = replay.sessions[sid]
         closed = session.state == m.CLOSED
         bound_at = None
         window = replay.reservations.get(session.bound_reservation or "")
-        if session.bound_reservation != original.bound_reservation and window is not None:
+        if session.bound_reservation != bound_before and window is not None:
             bound_at = next(
                 (
                     t
-                    for t, state in session.history
-                    if state == m.ACTIVE and window.start <= t < window.end
+                    for t, seen in session.history
+                    if seen == m.ACTIVE and window.start <= t < window.end
                 ),
                 None,
             )
@@ -261,22 +285,22 @@ def _sessions(before: Policy, replay: Policy, now: int) -> list[SessionRun]:
                 id=sid,
                 instance=session.instance,
                 backend=session.backend,
-                state=original.state,
-                bound_before=original.bound_reservation,
+                state=state,
+                bound_before=bound_before,
                 bound=session.bound_reservation,
                 bound_at=bound_at,
                 closed_at=session.history[-1][0] if closed and session.history else None,
                 closed_reason=session.closed_reason if closed else None,
-                ttl_deadline=_ttl_deadline(original, session),
+                ttl_deadline=_ttl_deadline(ttl_deadline, session),
             )
         )
     return out
 
 
-def _ttl_deadline(original: m.Session, session: m.Session) -> int | None:
+def _ttl_deadline(known: int | None, session: m.Session) -> int | None:
     """When the session's max TTL runs out: known at `now`, or set by its first start."""
-    if original.ttl_deadline is not None:
-        return original.ttl_deadline
+    if known is not None:
+        return known
     first = next((t for t, state in session.history if state == m.ACTIVE), None)
     if first is None or session.max_ttl is None:
         return None

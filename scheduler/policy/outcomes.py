@@ -50,38 +50,61 @@ def percentile(values: Sequence[tuple[int, bool]], q: int) -> tuple[int | None, 
     return value, any(censored and wait <= value for wait, censored in values)
 
 
-def wait_stats(jobs: Iterable[JobRun], now: int, end: int) -> WaitStats:
-    waits: list[tuple[int, bool]] = []
-    started = still = unstarted = queued_time = 0
-    for job in jobs:
+class _Waits:
+    """Running totals of the waits of some jobs; `merge` adds another's (a subtree's)."""
+
+    __slots__ = ("waits", "started", "still", "unstarted", "queued_time")
+
+    def __init__(self) -> None:
+        self.waits: list[tuple[int, bool]] = []
+        self.started = self.still = self.unstarted = self.queued_time = 0
+
+    def add(self, job: JobRun, now: int, end: int) -> None:
         if job.started is not None and job.started < now:
-            continue  # running at `now`: it waits no more
+            return  # running at `now`: it waits no more
         stop = end
         if job.started is not None:
-            started += 1
-            waits.append((job.started - job.submitted, False))
+            self.started += 1
+            self.waits.append((job.started - job.submitted, False))
             stop = job.started
         elif job.ended is not None:
-            unstarted += 1
+            self.unstarted += 1
             stop = job.ended
         else:
-            still += 1
-            waits.append((end - job.submitted, True))
-        queued_time += max(0, min(stop, end) - max(job.submitted, now))
-    waits.sort()
-    p50, p50_bound = percentile(waits, 50)
-    p95, p95_bound = percentile(waits, 95)
-    return WaitStats(
-        waiting=started + still + unstarted,
-        started=started,
-        still_queued=still,
-        ended_unstarted=unstarted,
-        p50=p50,
-        p95=p95,
-        p50_at_least=p50_bound,
-        p95_at_least=p95_bound,
-        queued_time=queued_time,
-    )
+            self.still += 1
+            self.waits.append((end - job.submitted, True))
+        self.queued_time += max(0, min(stop, end) - max(job.submitted, now))
+
+    def merge(self, other: _Waits) -> None:
+        self.waits += other.waits
+        self.started += other.started
+        self.still += other.still
+        self.unstarted += other.unstarted
+        self.queued_time += other.queued_time
+
+    def stats(self) -> WaitStats:
+        waits = sorted(self.waits)
+        p50, p50_bound = percentile(waits, 50)
+        p95, p95_bound = percentile(waits, 95)
+        return WaitStats(
+            waiting=self.started + self.still + self.unstarted,
+            started=self.started,
+            still_queued=self.still,
+            ended_unstarted=self.unstarted,
+            p50=p50,
+            p95=p95,
+            p50_at_least=p50_bound,
+            p95_at_least=p95_bound,
+            queued_time=self.queued_time,
+        )
+
+
+def wait_stats(jobs: Iterable[JobRun], now: int, end: int) -> WaitStats:
+    """The waits of `jobs` during a future from `now` to `end`."""
+    waits = _Waits()
+    for job in jobs:
+        waits.add(job, now, end)
+    return waits.stats()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,25 +120,37 @@ class NodeRow:
         return with_.queued_time - without.queued_time
 
 
+def _by_node(future: Future) -> dict[tuple[str, str], _Waits]:
+    """Waits per (tree node, origin): one pass over the jobs, then summed up the tree."""
+    leaves: dict[tuple[str, bool], _Waits] = {}
+    now, end = future.now, future.end
+    for job in future.jobs:
+        key = (job.instance, job.synthetic)
+        waits = leaves.get(key)
+        if waits is None:
+            waits = leaves[key] = _Waits()
+        waits.add(job, now, end)
+    nodes: dict[tuple[str, str], _Waits] = {}
+    for (instance, synthetic), waits in leaves.items():
+        for node in tree_nodes(instance):
+            for origin in (SYNTHETIC if synthetic else KNOWN, ALL):
+                total = nodes.get((node, origin))
+                if total is None:
+                    total = nodes[node, origin] = _Waits()
+                total.merge(waits)
+    return nodes
+
+
 def node_rows(without: Future, with_: Future) -> list[NodeRow]:
     """Every node with jobs in either future, in tree order."""
-    grouped: dict[str, tuple[list[JobRun], list[JobRun]]] = {}
-    for side, future in enumerate((without, with_)):
-        for job in future.jobs:
-            for node in tree_nodes(job.instance):
-                grouped.setdefault(node, ([], []))[side].append(job)
+    sides = [_by_node(without), _by_node(with_)]
+    empty = _Waits().stats()
     rows = []
-    for node in sorted(grouped):
-        sides = grouped[node]
+    for node in sorted({node for side in sides for node, _ in side}):
         stats = {}
         for origin in ORIGINS:
             pair = [
-                wait_stats(
-                    (j for j in jobs if origin == ALL or j.synthetic == (origin == SYNTHETIC)),
-                    future.now,
-                    future.end,
-                )
-                for jobs, future in zip(sides, (without, with_), strict=True)
+                side[node, origin].stats() if (node, origin) in side else empty for side in sides
             ]
             stats[origin] = (pair[0], pair[1])
         rows.append(NodeRow(node=node, depth=node.count("/"), stats=stats))

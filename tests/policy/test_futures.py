@@ -188,3 +188,11 @@ def test_timeline_merges_contiguous_jobs_of_a_lane() -> None:
         6,
         {A: 3, B: 3},
     )
+
+
+def test_a_throw_away_state_gives_the_same_futures_in_place() -> None:
+    load = f.Load(backend="a", instance=C, per_hour=90, work=5)
+    sc = scenario(5, 2 * HOUR, loads=(load,), seed=2)
+    window = PutReservation("a", B, "r1", 45, 200)
+    copied = f.compare(rebind_state(), sc, [window])
+    assert f.compare(rebind_state(), sc, [window], in_place=True) == copied

@@ -32,7 +32,7 @@ def live(settings: Any) -> Live:
 def predicted(changes: list[str], now: datetime, hours: float) -> tuple[Any, Any]:
     """The future with `changes` as the pure rules give it, and the page's report."""
     proposed = parse_all(changes, now=now)
-    _, _, with_ = whatif_futures(changes=proposed, hours=hours, seed=0, now=now)
+    with_ = whatif_futures(changes=proposed, hours=hours, seed=0, now=now).with_
     return with_, whatif_run(changes=proposed, hours=hours, seed=0, now=now)
 
 
