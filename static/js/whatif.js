@@ -69,11 +69,11 @@
       var marks = windows(timeline.backends[name]);
       var layout = {
         title: { text: name, font: { size: 13 }, x: 0, xanchor: "left" },
-        height: 200, margin: { l: 130, r: 10, t: 30, b: 30 }, barmode: "overlay", bargap: 0.25,
+        height: 230, margin: { l: 130, r: 10, t: 30, b: 40 }, barmode: "overlay", bargap: 0.25,
         xaxis: { type: "date", range: [timeline.start, timeline.end] },
         yaxis: { type: "category", categoryorder: "array", categoryarray: ORDER,
                  range: [-0.5, 1.5], autorange: false },
-        legend: { orientation: "h", y: -0.2 }, showlegend: true,
+        legend: { orientation: "h", y: -0.32 }, showlegend: true,
         shapes: marks.shapes, annotations: marks.annotations,
       };
       Plotly.react(el, traces(timeline.backends[name]), layout, { displayModeBar: false, responsive: true });

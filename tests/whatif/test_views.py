@@ -98,6 +98,7 @@ def test_a_change_that_cannot_be_made_is_refused_with_its_reason(operator: Clien
     page = operator.get(url("what_if", WINDOW, overlapping))
     assert page.status_code == 400
     assert b"overlaps the one of hubY/gy/p on sim_kyiv" in page.content
+    assert page.content.count(b"drop=") == 2  # each stacked change can still be removed
     assert operator.get(url("what_if_run", overlapping, WINDOW)).status_code == 400
     assert operator.get(url("what_if_run", WINDOW, hours=25)).status_code == 400
     bad_form = operator.get(reverse("what_if"), {"add": "share", "share-instance": "hubX"})
