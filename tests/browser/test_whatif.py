@@ -63,7 +63,19 @@ def test_an_operator_previews_an_exclusive_window_from_the_admin(
     assert "from known jobs" in honesty and "from the synthetic load" in honesty
     chem = whatif.locator('#whatif-instances tr[data-node="ibm-q/research/chem"]')
     assert chem.count() >= 1
-    assert whatif.locator("#whatif-progress").count() == 1
+    # The progress indicator: hidden, and shown half a second into a run (htmx marks it).
+    progress = whatif.evaluate(
+        """() => {
+          const el = document.getElementById('whatif-progress');
+          const idle = getComputedStyle(el).opacity;
+          el.classList.add('htmx-request');
+          const busy = getComputedStyle(el);
+          const answer = [idle, busy.transitionDelay];
+          el.classList.remove('htmx-request');
+          return answer;
+        }"""
+    )
+    assert progress == ["0", "0.5s"]
 
     shot = tmp_path / "whatif.png"
     whatif.screenshot(path=str(shot), full_page=True)

@@ -13,6 +13,7 @@ from scheduler import models
 from scheduler.clock import maybe_from_ticks
 from scheduler.policy import futures
 from scheduler.policy import model as m
+from scheduler.whatif import words
 from scheduler.whatif.apply import whatif_apply
 from scheduler.whatif.changes import parse_all
 from scheduler.whatif.report import whatif_futures, whatif_run
@@ -78,6 +79,8 @@ def test_a_window_that_binds_an_active_session_closes_it_at_the_end_as_predicted
     assert fate["with"]["bound"] == "new-1" and fate["with"]["bound_at"] == live.at(50)
     assert fate["with"]["closed_reason"] == m.CLOSED_RESERVATION_ENDED
     assert fate["with"]["closed_at"] == live.at(200)
+    assert "closed at window end" in words.fate(fate["with"])  # as the page says it
+    assert words.fate(fate["without"]) == "runs on"
 
     whatif_apply(changes=parse_all([window], now=now), clock=live.clock)
     live.run_until(400)
