@@ -69,6 +69,20 @@ def _stack(data: QueryDict) -> tuple[list[str], list[Proposed], str | None]:
         return specs, [], str(error)
 
 
+def _add(data: QueryDict, kind: str, specs: list[str]) -> tuple[f.ChangeForm, str | None]:
+    """The change a form adds to the stack, or the form with why it cannot."""
+    form = f.CHANGE_FORMS[kind](data, prefix=kind)
+    if not form.is_valid():
+        return form, None
+    spec = f.change_spec(form)
+    try:
+        parse_all([*specs, spec], now=clock.now())
+    except ChangeError as refused:
+        form.add_error(None, str(refused).split(": ", 1)[-1])
+        return form, None
+    return form, spec
+
+
 @require_safe
 @staff_required
 def what_if(request: HttpRequest) -> HttpResponse:
@@ -85,15 +99,9 @@ def what_if(request: HttpRequest) -> HttpResponse:
     if kind is not None and not error:
         if kind not in f.CHANGE_FORMS:
             return HttpResponseBadRequest(f"unknown change {kind!r}")
-        form = f.CHANGE_FORMS[kind](request.GET, prefix=kind)
-        if form.is_valid():
-            spec = f.change_spec(form)
-            try:
-                parse_all([*specs, spec], now=clock.now())
-            except ChangeError as refused:
-                form.add_error(None, str(refused).split(": ", 1)[-1])
-            else:
-                return redirect(_url("what_if", [*specs, spec], params))
+        form, spec = _add(request.GET, kind, specs)
+        if spec is not None:
+            return redirect(_url("what_if", [*specs, spec], params))
         change_forms[kind] = form
         status = 400
     context = {
