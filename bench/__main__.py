@@ -7,6 +7,9 @@ temporary directory first, and that time is not counted.
 `python -m bench --live` measures the live dashboard instead (websocket update
 latency, page server time over a large history) and writes artifacts/bench-live.md.
 
+`python -m bench --whatif` measures the operators' what-if: both futures of a
+10k-job horizon from a busy live state, and writes artifacts/bench-whatif.md.
+
 `python -m bench --engine` measures the live engine at scale (submissions, leader
 steps, pages and the plan at up to 100k queued jobs, dispatch throughput,
 `simulate --engine db`) on PostgreSQL and writes artifacts/bench-engine.md.
@@ -23,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import decision, engine, live
+from . import decision, engine, live, whatif
 from .core import ROOT
 from .report import (
     decision_table,
@@ -126,9 +129,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="queue sizes for the engine rows",
     )
     engine_group.add_argument("--posts", type=int, default=200, help="timed POST /jobs per size")
+    whatif_group = parser.add_argument_group("what-if (--whatif)")
+    whatif_group.add_argument(
+        "--whatif", action="store_true", help="measure the operators' what-if instead"
+    )
+    whatif_group.add_argument(
+        "--known", type=int, default=8_000, help="jobs queued when the what-if starts"
+    )
+    whatif_group.add_argument(
+        "--per-hour", type=float, default=84.0, help="synthetic jobs an hour (over all backends)"
+    )
+    whatif_group.add_argument("--hours", type=float, default=24.0, help="the horizon")
+    whatif_group.add_argument("--whatif-reps", type=int, default=7, help="timed what-ifs")
     args = parser.parse_args(argv)
     if args.out is None:
         name = "bench-live.md" if args.live else "bench-engine.md" if args.engine else "bench.md"
+        name = "bench-whatif.md" if args.whatif else name
         args.out = ROOT / "artifacts" / name
     if args.quick:
         args.sizes, args.db_sizes, args.decision_sizes = QUICK_SIZES, [], QUICK_DECISION_SIZES
@@ -151,6 +167,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         return
     if args.engine:
         run_engine(args, workdir)
+        return
+    if args.whatif:
+        run_whatif(args, workdir)
         return
     load_before = os.getloadavg()[0]
     print("decision:", flush=True)
@@ -214,6 +233,21 @@ def run_engine(args: argparse.Namespace, workdir: Path) -> None:
         *engine.report(result),
     ]
     text = "\n".join(report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print()
+    print(text)
+    print(f"(written to {os.path.relpath(args.out)})")
+
+
+def run_whatif(args: argparse.Namespace, workdir: Path) -> None:
+    print(
+        f"what-if: {args.known:,} known jobs, {args.per_hour:g} synthetic jobs an hour", flush=True
+    )
+    result = whatif.measure(
+        args.known, args.per_hour, args.hours, args.whatif_reps, args.seed, workdir
+    )
+    text = "\n".join(whatif.report(result, args.hours, shlex.join(sys.argv[1:])))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print()

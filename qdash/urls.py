@@ -4,6 +4,7 @@ from django.urls import path
 
 from scheduler import account, metrics, views
 from scheduler.api import api, experimental_api, identity_api
+from scheduler.whatif import views as whatif
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -22,6 +23,10 @@ urlpatterns = [
         name="session_cancel",
     ),
     path("fair-share", views.fair_share, name="fair_share"),
+    path("what-if", whatif.what_if, name="what_if"),
+    path("what-if/run", whatif.what_if_run, name="what_if_run"),
+    path("what-if/apply", whatif.what_if_apply, name="what_if_apply"),
+    path("what-if/preview", whatif.what_if_preview, name="what_if_preview"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),

@@ -107,7 +107,7 @@ def make_plan(policy: Policy, now: int, *, in_place: bool = False) -> Plan:
     }
     states = {name: _backend_state(policy, name) for name in policy.backends}
     replay = policy if in_place else copy.deepcopy(policy)
-    _assume_modeled_durations(replay, start)
+    assume_modeled_durations(replay, start)
     order: dict[str, list[tuple[int, str]]] = {name: [] for name in policy.backends}
     pending = len(lanes)
     t: int | None = start
@@ -190,7 +190,7 @@ def _backend_state(policy: Policy, name: str) -> BackendState:
     )
 
 
-def _assume_modeled_durations(replay: Policy, now: int) -> None:
+def assume_modeled_durations(replay: Policy, now: int) -> None:
     """Jobs that run until reported finished take their modeled time in the replay."""
     for job in replay.jobs.values():
         if job.duration is not None or job.expected is None:

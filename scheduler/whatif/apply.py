@@ -1,0 +1,87 @@
+"""Make proposed changes for real, through the services the admin uses.
+
+Each change is written as the admin writes it (the row, then the service that
+tells the scheduler leader), so it follows the rules and lands in the event log
+exactly as an edit in the admin would. A synthetic load is an assumption about
+arrivals, not a change: it is never applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from scheduler import services
+from scheduler.clock import Clock, SystemClock
+from scheduler.policy import model as m
+from scheduler.whatif.changes import Proposed
+
+# The model permission each kind of change needs, as in the admin.
+PERMISSIONS = {
+    "reservation": "scheduler.add_reservation",
+    "move": "scheduler.change_reservation",
+    "delete": "scheduler.delete_reservation",
+    "share": "scheduler.change_instance",
+    "pause": "scheduler.change_backend",
+    "resume": "scheduler.change_backend",
+    "overhead": "scheduler.change_backend",
+}
+
+
+def missing_permissions(*, user: object, changes: Sequence[Proposed]) -> list[str]:
+    """The permissions `user` lacks for the applicable `changes`."""
+    needed = {PERMISSIONS[p.kind] for p in changes if p.applicable}
+    has_perm = getattr(user, "has_perm", None)
+    return sorted(perm for perm in needed if has_perm is None or not has_perm(perm))
+
+
+def whatif_apply(*, changes: Sequence[Proposed], clock: Clock | None = None) -> list[str]:
+    """Apply the applicable `changes` in order; returns the admin's warnings (bound sessions).
+
+    The changes must be freshly parsed (`changes.parse_all` at this moment), so the
+    windows were checked against the reservations as they are now.
+    """
+    clock = clock or SystemClock()
+    warnings = []
+    for proposed in changes:
+        if not proposed.applicable:
+            continue
+        warning = _apply(proposed, clock)
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
+def _apply(p: Proposed, clock: Clock) -> str | None:
+    if p.kind in ("reservation", "move"):
+        row = p.reservation
+        assert row is not None
+        services.reservations_validate(reservation=row)
+        if p.kind == "move":
+            row.save(
+                update_fields=["end", "exclusive"] if row.started else ["start", "end", "exclusive"]
+            )
+        else:
+            row.save()
+        services.reservations_changed(reservation_id=row.pk, clock=clock)
+        return services.reservations_bound_warning(reservation=row, now=clock.now())
+    if p.kind == "delete":
+        assert p.reservation is not None
+        pk = p.reservation.pk
+        p.reservation.delete()
+        services.reservations_changed(reservation_id=pk, clock=clock)
+    elif p.kind == "share":
+        assert p.instance is not None and p.value is not None
+        p.instance.share = p.value
+        p.instance.save(update_fields=["share"])
+        services.shares_changed(path=p.instance.path, clock=clock)
+    elif p.kind in ("pause", "resume"):
+        assert p.backend is not None
+        status = m.PAUSED if p.kind == "pause" else m.ONLINE
+        services.backends_set_status(backend=p.backend, status=status, clock=clock)
+    elif p.kind == "overhead":
+        assert p.backend is not None and p.value is not None
+        p.backend.job_overhead = timedelta(seconds=p.value)
+        p.backend.save(update_fields=["job_overhead"])
+        services.backends_changed(backend=p.backend, clock=clock)
+    return None
