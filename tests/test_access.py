@@ -165,6 +165,14 @@ class Row:
 LOGIN = 302  # to the login page
 MINE = "job queued session instance params result"  # everything of the owner's
 SEEN = "job queued session instance result"  # what members of the instance see on pages
+
+
+def STAFF_ONLY(status: int) -> dict[str, Cell]:  # noqa: N802
+    return cells(
+        anonymous=LOGIN, inactive=LOGIN, other=403, peer=403, owner=403, operator=(status, MINE)
+    )
+
+
 PAGES: dict[str, Row] = {
     "dashboard": Row(
         "GET",
@@ -274,6 +282,12 @@ PAGES: dict[str, Row] = {
         lambda w: f"/account/tokens/{w.token_pk}/revoke",
         cells(anonymous=LOGIN, inactive=LOGIN, other=404, peer=404, owner=302, operator=404),
     ),
+    # The what-if page: operators only. Without changes there is nothing to apply
+    # and no reservation form to preview (400).
+    "what_if": Row("GET", lambda w: "/what-if", STAFF_ONLY(200)),
+    "what_if_run": Row("GET", lambda w: "/what-if/run", STAFF_ONLY(200)),
+    "what_if_apply": Row("GET", lambda w: "/what-if/apply", STAFF_ONLY(400)),
+    "what_if_preview": Row("POST", lambda w: "/what-if/preview", STAFF_ONLY(400)),
 }
 
 # API operations by (method, path template); {uid} is the owner's job or session.

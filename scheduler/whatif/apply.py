@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from scheduler import services
 from scheduler.clock import Clock, SystemClock
@@ -35,7 +36,9 @@ def missing_permissions(*, user: object, changes: Sequence[Proposed]) -> list[st
     return sorted(perm for perm in needed if has_perm is None or not has_perm(perm))
 
 
-def whatif_apply(*, changes: Sequence[Proposed], clock: Clock | None = None) -> list[str]:
+def whatif_apply(
+    *, changes: Sequence[Proposed], clock: Clock | None = None, actor: Any = None
+) -> list[str]:
     """Apply the applicable `changes` in order; returns the admin's warnings (bound sessions).
 
     The changes must be freshly parsed (`changes.parse_all` at this moment), so the
@@ -46,13 +49,13 @@ def whatif_apply(*, changes: Sequence[Proposed], clock: Clock | None = None) -> 
     for proposed in changes:
         if not proposed.applicable:
             continue
-        warning = _apply(proposed, clock)
+        warning = _apply(proposed, clock, actor)
         if warning:
             warnings.append(warning)
     return warnings
 
 
-def _apply(p: Proposed, clock: Clock) -> str | None:
+def _apply(p: Proposed, clock: Clock, actor: Any) -> str | None:
     if p.kind in ("reservation", "move"):
         row = p.reservation
         assert row is not None
@@ -78,7 +81,7 @@ def _apply(p: Proposed, clock: Clock) -> str | None:
     elif p.kind in ("pause", "resume"):
         assert p.backend is not None
         status = m.PAUSED if p.kind == "pause" else m.ONLINE
-        services.backends_set_status(backend=p.backend, status=status, clock=clock)
+        services.backends_set_status(backend=p.backend, status=status, clock=clock, actor=actor)
     elif p.kind == "overhead":
         assert p.backend is not None and p.value is not None
         p.backend.job_overhead = timedelta(seconds=p.value)

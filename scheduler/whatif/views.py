@@ -156,7 +156,7 @@ def what_if_apply(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return render(request, "what_if_apply.html", context)
     try:
-        warnings = whatif_apply(changes=proposed, clock=clock)
+        warnings = whatif_apply(changes=proposed, clock=clock, actor=request.user)
     except ValidationError as refused:
         context["error"] = " ".join(refused.messages)
         return render(request, "what_if_apply.html", context, status=400)
@@ -176,11 +176,13 @@ def what_if_preview(request: HttpRequest) -> HttpResponse:
     row = models.Reservation.objects.filter(pk=pk).first() if pk else None
     if pk and row is None:
         return HttpResponseBadRequest("That reservation no longer exists.")
-    fields = [
-        name
-        for name in ("backend", "instance", "start", "end", "exclusive")
-        if name in request.POST or f"{name}_0" in request.POST or name == "exclusive"
-    ]
+    fields = ["backend", "instance", "start", "end", "exclusive"]
+    if row is not None:  # an edit previews the fields the form sent; a new window needs all
+        fields = [
+            name
+            for name in fields
+            if name in request.POST or f"{name}_0" in request.POST or name == "exclusive"
+        ]
     if row is not None and row.ended:
         return HttpResponseBadRequest("That reservation has ended; its past stays as it was.")
     if row is not None and row.started:

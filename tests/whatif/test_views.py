@@ -201,3 +201,24 @@ def test_editing_an_open_window_previews_a_move_of_its_end(operator: Client) -> 
     row.ended = True
     row.save()
     assert operator.post(reverse("what_if_preview"), form).status_code == 400
+
+
+def test_a_preview_without_a_reservation_form_is_refused_not_an_error(admin_client: Any) -> None:
+    response = admin_client.post("/what-if/preview", {})
+    assert response.status_code == 400
+    assert b"not valid" in response.content
+
+
+def test_changes_applied_from_the_page_are_in_the_audit_log_with_their_operator(
+    operator: Client,
+) -> None:
+    from auditlog.models import LogEntry
+
+    done = operator.post(reverse("what_if_apply"), {"c": [WINDOW, "pause:sim_kyiv"]})
+    assert done.status_code == 302
+    window = LogEntry.objects.get(content_type__model="reservation")
+    pause = LogEntry.objects.get(additional_data={"action": "pause"})
+    assert window.action == LogEntry.Action.CREATE
+    assert pause.changes_dict == {"status": ["online", "paused"]}
+    assert window.actor is not None and window.actor.username == "root"
+    assert pause.actor == window.actor
