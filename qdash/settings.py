@@ -129,12 +129,17 @@ DATABASES = {
         conn_max_age=0,
     ),
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if POSTGRES:
+    # Names the process in pg_stat_activity: qdash-web, qdash-scheduler, qdash-executor.
+    DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = (
+        f"qdash-{os.environ.get('QDASH_ROLE', 'web')}"
+    )
     # A pool of connections per process: under ASGI every request runs in a thread
     # of its own, so without a pool each one would connect anew (a PostgreSQL
     # connect costs more than a whole submission). The pool hands out only
     # connections that still work.
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": env_int("QDASH_DB_POOL_SIZE", 8),
         "timeout": 30,
@@ -153,6 +158,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # shared-cache in-memory SQLite fails lock waits instead of waiting.
     _db_file = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test_{_db_file.name}"))}
+
+# Where started jobs run (README, "Scale-out"): "inline", in threads of the scheduler
+# process (the embedded default), or "workers", in `manage.py executor` processes fed
+# through procrastinate's PostgreSQL queue.
+QDASH_EXECUTORS = os.environ.get("QDASH_EXECUTORS", "inline")
+if QDASH_EXECUTORS not in ("inline", "workers"):
+    raise ImproperlyConfigured("QDASH_EXECUTORS must be inline or workers.")
+if QDASH_EXECUTORS == "workers" and not POSTGRES:
+    raise ImproperlyConfigured("QDASH_EXECUTORS=workers needs PostgreSQL (DATABASE_URL).")
+if POSTGRES:  # the executor queue's tables live in PostgreSQL only
+    INSTALLED_APPS.append("procrastinate.contrib.django")
+QDASH_EXECUTION = {
+    # An executor's heartbeat interval; after STALLED_SECONDS without one, the leader
+    # hands its jobs to another executor, at most ATTEMPTS times in all per job.
+    "HEARTBEAT_SECONDS": float(os.environ.get("QDASH_EXECUTOR_HEARTBEAT_SECONDS", "2")),
+    "STALLED_SECONDS": float(os.environ.get("QDASH_EXECUTOR_STALLED_SECONDS", "10")),
+    "ATTEMPTS": env_int("QDASH_EXECUTOR_ATTEMPTS", 3),
+    # A new attempt waits this long after taking a job's lock: a previous holder that
+    # lost its database connection stops its run within half of it.
+    "GRACE_SECONDS": float(os.environ.get("QDASH_EXECUTOR_GRACE_SECONDS", "2")),
+}
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
+# Every process reports itself for the cluster page this often (seconds).
+QDASH_PROCESS_HEARTBEAT = float(os.environ.get("QDASH_PROCESS_HEARTBEAT", "2"))
 
 
 def _secret_key_file() -> Path:
@@ -288,5 +317,6 @@ LOGGING = {
         "stevedore": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         "django_guid": {"level": "WARNING"},
+        "procrastinate": {"level": "WARNING"},
     },
 }

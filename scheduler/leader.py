@@ -19,6 +19,8 @@ from typing import IO, Any
 import psycopg
 from django.db import connections
 
+from scheduler.pg import connect
+
 LEADER_KEY = 0x71DA51  # distinct from the per-step transaction lock
 
 
@@ -26,6 +28,7 @@ class LeaderLock:
     """Try to become the scheduler leader; keep the lock until `release()`."""
 
     def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
         self.settings: dict[str, Any] = connections[alias].settings_dict
         self.vendor = connections[alias].vendor
         self._conn: psycopg.Connection[Any] | None = None
@@ -44,15 +47,7 @@ class LeaderLock:
                 return True
             except psycopg.Error:  # the connection dropped: so did the lock
                 self._conn = None
-        s = self.settings
-        conn = psycopg.connect(
-            dbname=s["NAME"],
-            user=s.get("USER") or None,
-            password=s.get("PASSWORD") or None,
-            host=s.get("HOST") or None,
-            port=s.get("PORT") or None,
-            autocommit=True,
-        )
+        conn = connect(application_name="qdash-scheduler-lock", alias=self.alias)
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", [LEADER_KEY]).fetchone()
         if row and row[0]:
             self._conn = conn

@@ -372,3 +372,62 @@ class QueueSample(models.Model):
 
     def __str__(self) -> str:
         return f"{self.backend} at {self.at:%H:%M:%S}"
+
+
+class Execution(models.Model):
+    """One attempt at running a started job's circuits: the executors' ledger.
+
+    An executor worker writes a row when it starts running a job (holding the
+    job's execution lock) and completes it when it stops; a worker that died
+    leaves `ended_at` empty. A job has one row per attempt.
+    """
+
+    class Outcome(models.TextChoices):
+        WRITTEN = "written", "result written"
+        FAILED = "failed", "failed; error written"
+        DISCARDED = "discarded", "finished; the job had a result or had ended already"
+        ABANDONED = "abandoned", "stopped: lost its lock, or the job ended meanwhile"
+        LOST = "lost", "its worker stopped sending heartbeats"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions")
+    worker = models.CharField(max_length=100)
+    attempt = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} attempt {self.attempt} on {self.worker}"
+
+
+class Process(models.Model):
+    """A process of the deployment as it last reported itself (the cluster page).
+
+    Every web, scheduler and executor process writes its row every few seconds; a
+    row whose heartbeat is old belongs to a process that stopped or hangs.
+    """
+
+    class Kind(models.TextChoices):
+        WEB = "web"
+        SCHEDULER = "scheduler"
+        EXECUTOR = "executor"
+        EMBEDDED = "embedded", "web + scheduler + executor"
+
+    name = models.CharField(max_length=100, unique=True)  # host:pid
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    host = models.CharField(max_length=100)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    leading_since = models.DateTimeField(null=True, blank=True)  # schedulers: leader since
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["kind", "name"]
+        verbose_name_plural = "processes"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"

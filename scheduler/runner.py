@@ -19,19 +19,25 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import close_old_connections, connection
+from django.utils import timezone
 
 from scheduler import bulk, metrics, models
 from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span, to_ticks
+from scheduler.cluster import Heartbeat
 from scheduler.engine import Leader, StepReport
 from scheduler.leader import LeaderLock
+from scheduler.pg import Listener
 from scheduler.plans import Planner
 from scheduler.policy import Policy
 from scheduler.policy import model as m
 from scheduler.wakeup import CHANNEL as wakeup_channel
+from scheduler.wakeup import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
 PLAN_RETRY = 0.25  # seconds: how soon the loop looks again while a plan is due
@@ -68,6 +74,7 @@ class Scheduler:
         inline: bool = False,
         leader: Leader | None = None,
         planner: Planner | None = None,
+        executors: str | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
         self.leader = leader or Leader()
@@ -75,10 +82,21 @@ class Scheduler:
         self.execute = execute
         self.inline = inline  # execute in the ticking thread (tests)
         self.on_ready: Callable[[], None] = lambda: None
-        self._pool = None if inline else ThreadPoolExecutor(workers, "qdash-executor")
+        # "workers": executor processes run the circuits (scheduler.dispatch); "inline":
+        # this process does, in threads.
+        self.queue = None
+        if (executors or settings.QDASH_EXECUTORS) == "workers":
+            from scheduler.dispatch import QueueDispatch
+
+            self.queue = QueueDispatch()
+        threads = inline or self.queue is not None
+        self._pool = None if threads else ThreadPoolExecutor(workers, "qdash-executor")
         self._executing: dict[str, Future[Finish] | None] = {}
         self._finishes: dict[str, Finish] = {}
         self._guard = threading.Lock()
+        self.leading_since: datetime | None = None  # set by scheduler_loop
+        self.steps_as_leader = 0
+        self.last_step: dict[str, Any] = {}  # what the last step did (the cluster page)
 
     def tick(self) -> datetime | None:
         """Report finished jobs, apply what is due now, start executing new jobs.
@@ -87,6 +105,8 @@ class Scheduler:
         """
         now = self.clock.now()
         ticks = to_ticks(now)
+        if self.queue is not None:
+            self._collect_results(now)
         finishes = self._due_finishes(now)
         start = time.perf_counter()
         try:
@@ -99,13 +119,18 @@ class Scheduler:
             raise
         for (uid, _), _ in finishes:
             self._executing.pop(uid, None)
-        metrics.observe_step(report.instant.events, time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        metrics.observe_step(report.instant.events, seconds)
+        self.steps_as_leader += 1
+        self.last_step = {"at": now.isoformat(), "ms": round(seconds * 1000, 1)}
         log_step(report, finishes=len(finishes))
         policy = self.leader.policy
         assert policy is not None
         if report.changed:
             self.planner.changed()
         self._adopt(policy)
+        if self.queue is not None and self.queue.recover(time.monotonic()):
+            self._collect_results(self.clock.now())  # jobs failed as lost end at the next tick
         return self._next_wake(policy)
 
     def publish_plan(self) -> bool:
@@ -119,6 +144,24 @@ class Scheduler:
     def lost_lead(self) -> None:
         """Another process leads now: forget the state; reload it when leading again."""
         self.leader.policy = None
+        self.steps_as_leader = 0
+
+    def detail(self) -> dict[str, Any]:
+        """What the cluster page shows of this scheduler."""
+        policy = self.leader.policy
+        return {
+            "role": "leader" if self.leading_since else "standby",
+            "last_step": self.last_step if self.leading_since else {},
+            "steps": self.steps_as_leader,
+            "executors": "workers" if self.queue is not None else "inline",
+            "running": len(self.queue.jobs if self.queue is not None else self._executing),
+            "loads": self.leader.loads,
+            "queued": (
+                sum(policy.queues(name).queued for name in list(policy.backends))
+                if policy
+                else None
+            ),
+        }
 
     def _due_finishes(self, now: datetime) -> list[tuple[tuple[str, Finish], m.FinishJob]]:
         with self._guard:
@@ -129,29 +172,38 @@ class Scheduler:
     def _adopt(self, policy: Policy) -> None:
         """Execute every running job nobody executes yet (new, or left by a restart)."""
         running = {b.running.id: b.running for b in policy.backends.values() if b.running}
+        if self.queue is not None:
+            self.queue.forget(set(running))
         for uid in list(self._executing):
             if uid not in running:  # cancelled, failed at its limit, session gone
                 self._executing.pop(uid)
                 with self._guard:
                     self._finishes.pop(uid, None)
+        handed = self.queue.jobs if self.queue is not None else {}
         new = [
             (uid, job)
             for uid, job in running.items()
-            if uid not in self._executing and job.duration is None
+            if uid not in self._executing and uid not in handed and job.duration is None
         ]
         if not new:
             return
         # One read for every job to execute (its inputs, and a result a restart left).
         rows = models.Job.objects.filter(uid__in=[uid for uid, _ in new]).only(
-            "uid", "program_id", "params", "result"
+            "uid", "program_id", "params", "result", "error_message"
         )
         inputs = {row.uid: row for row in rows}
         kept: dict[str, list[tuple[int, tuple[str]]]] = {"result": [], "error_message": []}
+        hand_out = []
         for uid, job in new:
             assert job.started_at is not None
             end = from_ticks(job.started_at) + (ticks_span(job.expected) or timedelta(0))
             row = inputs[uid]
-            if self._pool is None:  # inline: the writes of all of them in one statement each
+            if self.queue is not None:
+                if row.result is None and not row.error_message:
+                    hand_out.append((uid, end))
+                else:  # executed before the leader changed: end it as reported
+                    self.queue.jobs[uid] = end
+            elif self._pool is None:  # inline: the writes of all of them in one statement each
                 self._executing[uid] = None
                 finish, column, value = self._execute(row, end)
                 if column:
@@ -163,6 +215,17 @@ class Scheduler:
                 future.add_done_callback(partial(self._collect, uid))
         for column, values in kept.items():
             bulk.update(models.Job, [column], values, where={"status": m.RUNNING})
+        if self.queue is not None:
+            self.queue.hand_out(hand_out)
+
+    def _collect_results(self, now: datetime) -> None:
+        """The handed-out jobs an executor has written a result or an error for."""
+        assert self.queue is not None
+        for uid, end, code, _ in self.queue.results():
+            if code is None:
+                self._finished(uid, Finish(max(end, now), m.COMPLETED))
+            else:
+                self._finished(uid, Finish(now, m.FAILED, code))
 
     def _run(self, row: models.Job, end: datetime) -> Finish:
         """Execute one job's primitive and keep the result (in an executor thread)."""
@@ -238,65 +301,94 @@ async def scheduler_loop(
     *,
     lock: LeaderLock | None = None,
     poll: float = 5.0,
+    standby_poll: float = 0.5,
     wakeup: asyncio.Event | None = None,
+    heartbeat: Heartbeat | None = None,
 ) -> None:
     """Tick whenever something is due or a wake-up arrives; at least every `poll` s.
 
-    With a `lock`, tick only while this process is the leader; otherwise wait
-    as a standby and try again every `poll` seconds. Wake-ups come from the
-    channel layer, or, when a `wakeup` event is given, from whoever sets it (a
-    channel worker's consumer).
+    With a `lock`, tick only while this process is the leader; otherwise wait as
+    a standby and try for the lock every `standby_poll` seconds (a dead leader's
+    lock is free as soon as its database connection drops). Wake-ups come from a
+    PostgreSQL LISTEN, from the channel layer, or, when a `wakeup` event is given,
+    also from whoever sets it (a channel worker's consumer).
     """
     loop = asyncio.get_running_loop()
-    listen = wakeup is None
+    listen_channel = wakeup is None
     wakeup = wakeup or asyncio.Event()
 
     def ready() -> None:
         loop.call_soon_threadsafe(wakeup.set)
 
     scheduler.on_ready = ready
-    listener = asyncio.ensure_future(_listen(wakeup)) if listen else None
+    listeners: list[asyncio.Future[None]] = []
+    notify = None
+    if connection.vendor == "postgresql":
+        notify = Listener(NOTIFY_CHANNEL, ready, application_name="qdash-scheduler-listen")
+        notify.start()
+    elif listen_channel:
+        listeners.append(asyncio.ensure_future(_listen(wakeup)))
     tick = sync_to_async(scheduler.tick, thread_sensitive=True)
     publish = sync_to_async(scheduler.publish_plan, thread_sensitive=True)
     is_leader = sync_to_async(lock.acquire if lock else lambda: True, thread_sensitive=True)
-    leading = False
+    cleanup = sync_to_async(close_old_connections, thread_sensitive=True)
     try:
         while True:
             wakeup.clear()
-            timeout = poll
-            if await is_leader():
-                if not leading:
+            timeout = standby_poll
+            try:
+                leader = await is_leader()
+            except Exception as error:  # noqa: BLE001 - the database is away: try again
+                log.warning("cannot reach the database for the leader lock: %s", error)
+                leader = False
+            if leader:
+                if scheduler.leading_since is None:
                     scheduler.lost_lead()  # whatever was in memory may be old: load afresh
-                    leading = True
+                    scheduler.leading_since = timezone.now()
+                    log.info("leading the scheduler")
+                timeout = poll
                 try:
                     next_at = await tick()
                     await publish()
                 except Exception:  # a failed step was rolled back; the next tick retries
                     log.exception("scheduler tick failed")
+                    await cleanup()  # a connection that broke is replaced, not reused
                     next_at = None
                 if next_at is not None:
                     wait = (next_at - scheduler.clock.now()).total_seconds()
                     timeout = min(poll, max(0.0, wait))
                 if scheduler.planner.dirty:  # come back for the plan when it is due
                     timeout = min(timeout, PLAN_RETRY)
-            else:
-                leading = False
+            elif scheduler.leading_since is not None:
+                log.warning("no longer leading the scheduler")
+                scheduler.leading_since = None
+            if heartbeat is not None and scheduler.steps_as_leader == 1:
+                heartbeat.beat_soon()  # the cluster page shows a new leader at once
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wakeup.wait(), timeout)
     finally:
-        if listener is not None:
+        for listener in listeners:
             listener.cancel()
+        if notify is not None:
+            notify.stop()
         scheduler.shutdown()
         if lock is not None:
             lock.release()
 
 
 async def _listen(wakeup: asyncio.Event) -> None:
+    """Wake-ups on the channel layer (without PostgreSQL), surviving a layer restart."""
     layer = get_channel_layer()
     if layer is None:
         return
     while True:
-        await layer.receive(wakeup_channel)
+        try:
+            await layer.receive(wakeup_channel)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the layer is away: look again soon
+            log.warning("scheduler wake-ups: %s", error)
+            await asyncio.sleep(1.0)
         wakeup.set()
 
 

@@ -20,13 +20,13 @@ import os
 import resource
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from pebble import ProcessExpired, ProcessPool
 
 T = TypeVar("T")
-PRELOAD = ["scheduler.circuits"]  # imported once by the forkserver, shared by every worker
 TASKS_PER_WORKER = 500  # workers are replaced now and then, so a fragmented heap does not stay
 
 
@@ -50,26 +50,45 @@ class Sandbox:
     pickled, else as `Failed` with its one-line description.
     """
 
-    def __init__(self, *, workers: int = 2, memory_mb: int = 512, seconds: float = 10) -> None:
+    def __init__(
+        self,
+        *,
+        workers: int = 2,
+        memory_mb: int = 512,
+        seconds: float = 10,
+        what: str = "decoding",
+        preload: tuple[str, ...] = ("scheduler.circuits",),
+    ) -> None:
         self.workers = workers
+        self.what = what  # names the work in errors: "decoding took longer than 10 s"
+        self.preload = list(preload)  # imported once by the forkserver, shared by workers
         self.memory_mb = memory_mb
         self.seconds = seconds
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
 
     def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        task = (func, args, kwargs)
-        future = self._get_pool().schedule(_call, args=task, timeout=self.seconds)
+        return self.outcome(self.submit(func, *args, **kwargs))
+
+    def submit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        """Start `func` in a worker; `outcome(future)` waits for it. Cancelling the
+        future kills the worker (the pool starts another)."""
+        return self._get_pool().schedule(_call, args=(func, args, kwargs), timeout=self.seconds)
+
+    def outcome(self, future: Future[Any], timeout: float | None = None) -> Any:
+        """What `func` returned, or its exception; `TimeoutError` if `timeout` passes first."""
         try:
-            outcome, value = future.result()
+            outcome, value = future.result(timeout)
         except FutureTimeout:
-            raise LimitExceeded(f"decoding took longer than {self.seconds:g} s") from None
+            if not future.done():
+                raise TimeoutError from None
+            raise LimitExceeded(f"{self.what} took longer than {self.seconds:g} s") from None
         except ProcessExpired as error:  # killed by the kernel, or crashed in native code
-            raise LimitExceeded(f"the decoder stopped ({_exit_reason(error)})") from None
+            raise LimitExceeded(f"{self.what} stopped ({_exit_reason(error)})") from None
         if outcome == "ok":
             return value
         if outcome == "memory":
-            raise LimitExceeded(f"decoding needed more than {self.memory_mb} MB of memory")
+            raise LimitExceeded(f"{self.what} needed more than {self.memory_mb} MB of memory")
         if outcome == "raised":
             raise value
         raise Failed(value)
@@ -78,7 +97,7 @@ class Sandbox:
         with self._lock:
             if self._pool is None or not self._pool.active:
                 context = multiprocessing.get_context("forkserver")
-                context.set_forkserver_preload(PRELOAD)
+                context.set_forkserver_preload(self.preload)
                 self._pool = ProcessPool(
                     max_workers=self.workers,
                     max_tasks=TASKS_PER_WORKER,

@@ -1,4 +1,5 @@
-"""Wake-ups for the scheduler leader: a message on the channel layer, sent after commit.
+"""Wake-ups for the scheduler leader: a PostgreSQL NOTIFY, or a message on the channel
+layer, sent at commit.
 
 The database holds the truth; a wake-up only makes the leader look sooner. A
 lost one delays a decision until the leader's next timed tick.
@@ -17,27 +18,35 @@ from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 CHANNEL = "scheduler-wake"
+NOTIFY_CHANNEL = "qdash_wake"
 log = logging.getLogger(__name__)
 
 
 def wake(*, at: datetime | None = None) -> None:
     """Ask the leader to step once the current transaction (if any) commits.
 
-    Eager: step here and now, at `at` (the time of the change, by default now).
+    On PostgreSQL a `NOTIFY`, which the database delivers at commit, to whichever
+    scheduler leads (standbys listen too, and ignore it); elsewhere a message on the
+    channel layer. Eager: step here and now, at `at` (the time of the change, by
+    default now).
     """
     if getattr(settings, "QDASH_EAGER_LEADER", False):
         from scheduler import engine
 
         engine.step(at=at or timezone.now())
         return
-    transaction.on_commit(_send)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        return
+    transaction.on_commit(send_to_channel)
 
 
-def _send() -> None:
+def send_to_channel() -> None:
     layer = get_channel_layer()
     if layer is None:
         return

@@ -55,3 +55,17 @@ def channel_layer_kind(request: pytest.FixtureRequest) -> Iterator[str]:
         channel_layers.backends.clear()
         yield kind
     channel_layers.backends.clear()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `postgres` need what only PostgreSQL has (the executor queue,
+    advisory locks, LISTEN): the PostgreSQL run of the suite has them; another
+    database's run leaves them out (deselected, not skipped)."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        return
+    keep = [item for item in items if item.get_closest_marker("postgres") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep

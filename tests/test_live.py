@@ -39,11 +39,28 @@ def fast_backend() -> models.Backend:
     )
 
 
+@pytest.mark.postgres
+def test_a_wake_up_is_a_notify_delivered_at_commit() -> None:
+    """On PostgreSQL the leader LISTENs; a wake-up inside a transaction arrives at commit."""
+    from django.db import transaction
+
+    from scheduler.pg import connect
+
+    with connect(application_name="test-listen") as listener:
+        listener.execute(f"LISTEN {wakeup.NOTIFY_CHANNEL}")
+        with transaction.atomic():
+            wakeup.wake()
+            assert not list(listener.notifies(timeout=0.3))  # not before the commit
+        received = list(listener.notifies(timeout=5, stop_after=1))
+    assert [n.channel for n in received] == [wakeup.NOTIFY_CHANNEL]
+
+
 def test_a_wake_up_reaches_the_scheduler_channel(channel_layer_kind: str) -> None:
+    """Without PostgreSQL, wake-ups travel on the channel layer."""
     layer = get_channel_layer()
 
     async def send_and_receive() -> dict:
-        await sync_to_async(wakeup.wake)()  # outside a transaction: sent at once
+        await sync_to_async(wakeup.send_to_channel)()
         return await asyncio.wait_for(layer.receive(wakeup.CHANNEL), 5)
 
     assert async_to_sync(send_and_receive)() == {"type": "scheduler.wake"}
