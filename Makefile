@@ -1,10 +1,13 @@
-.PHONY: run test bench lint
+.PHONY: run test bench lint cluster
 
 run:
 	scripts/run.sh
 
 test:
 	scripts/test.sh
+
+cluster:
+	scripts/cluster.sh
 
 bench:
 	scripts/bench.sh $(ARGS)

@@ -24,3 +24,8 @@ application = ProtocolTypeRouter(
         "channel": ChannelNameRouter({wakeup.CHANNEL: SchedulerConsumer.as_asgi()}),
     }
 )
+
+if os.environ.get("QDASH_ROLE") == "web":  # a web process of a cluster (make cluster)
+    from scheduler.cluster import web_heartbeat
+
+    web_heartbeat()

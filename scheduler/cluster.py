@@ -9,6 +9,7 @@ the leader deletes rows older than `FORGET_SECONDS`.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
@@ -115,3 +116,12 @@ def forget_gone() -> int:
 def is_stale(row: models.Process, now: datetime) -> bool:
     interval = settings.QDASH_PROCESS_HEARTBEAT
     return (now - row.heartbeat_at).total_seconds() > STALE_BEATS * interval
+
+
+def web_heartbeat(kind: str = models.Process.Kind.WEB) -> Heartbeat:
+    """A web process's heartbeat, with the websockets it serves."""
+    from scheduler.consumers import DashboardConsumer
+
+    heartbeat = Heartbeat(kind, detail=lambda: {"websockets": DashboardConsumer.open_count})
+    atexit.register(heartbeat.stop)  # a clean exit removes the row
+    return heartbeat.start()

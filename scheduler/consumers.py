@@ -27,6 +27,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     full, so a page that missed messages catches up.
     """
 
+    open_count: ClassVar[int] = 0  # websockets open in this process (the cluster page)
+
     async def connect(self) -> None:
         self.user = self.scope.get("user")
         if self.user is None or not self.user.is_authenticated:
@@ -41,11 +43,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self.accept()
         self.counted = True
         metrics.WEBSOCKETS.inc()
+        DashboardConsumer.open_count += 1
         await self._send_all(await self._render(None))
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "counted", False):
             metrics.WEBSOCKETS.dec()
+            DashboardConsumer.open_count -= 1
             self.counted = False
         await self.channel_layer.group_discard(live.GROUP, self.channel_name)
 

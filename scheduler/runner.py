@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from scheduler import bulk, metrics, models
 from scheduler.clock import Clock, SystemClock, from_ticks, ticks_span, to_ticks
-from scheduler.cluster import Heartbeat
+from scheduler.cluster import Heartbeat, forget_gone
 from scheduler.engine import Leader, StepReport
 from scheduler.leader import LeaderLock
 from scheduler.pg import Listener
@@ -40,6 +40,7 @@ from scheduler.wakeup import CHANNEL as wakeup_channel
 from scheduler.wakeup import NOTIFY_CHANNEL
 
 log = logging.getLogger(__name__)
+TIDY_SECONDS = 60.0  # how often the leader deletes rows of processes long gone
 PLAN_RETRY = 0.25  # seconds: how soon the loop looks again while a plan is due
 EXECUTION_FAILED = "execution_failed"
 
@@ -96,6 +97,7 @@ class Scheduler:
         self._guard = threading.Lock()
         self.leading_since: datetime | None = None  # set by scheduler_loop
         self.steps_as_leader = 0
+        self._tidied_at = time.monotonic()
         self.last_step: dict[str, Any] = {}  # what the last step did (the cluster page)
 
     def tick(self) -> datetime | None:
@@ -131,6 +133,9 @@ class Scheduler:
         self._adopt(policy)
         if self.queue is not None and self.queue.recover(time.monotonic()):
             self._collect_results(self.clock.now())  # jobs failed as lost end at the next tick
+        if time.monotonic() - self._tidied_at > TIDY_SECONDS:
+            self._tidied_at = time.monotonic()
+            forget_gone()  # the cluster page's rows of processes long gone
         return self._next_wake(policy)
 
     def publish_plan(self) -> bool:
@@ -180,10 +185,15 @@ class Scheduler:
                 with self._guard:
                     self._finishes.pop(uid, None)
         handed = self.queue.jobs if self.queue is not None else {}
+        with self._guard:
+            ending = set(self._finishes)  # executed; ending when their modeled time is over
         new = [
             (uid, job)
             for uid, job in running.items()
-            if uid not in self._executing and uid not in handed and job.duration is None
+            if uid not in self._executing
+            and uid not in handed
+            and uid not in ending
+            and job.duration is None
         ]
         if not new:
             return

@@ -15,17 +15,9 @@ skipped=()
 
 step() { printf '\n==> %s\n' "$*"; }
 
-pg_up() { python -c "import psycopg, sys; psycopg.connect(sys.argv[1], connect_timeout=2).close()" "$PG_URL"; }
-redis_up() { python -c "import redis, sys; redis.Redis.from_url(sys.argv[1], socket_timeout=2).ping()" "$REDIS_TEST_URL"; }
-
-# wait_for SECONDS CHECK: retry CHECK until it succeeds or the time is up.
-wait_for() {
-  local deadline=$((SECONDS + $1))
-  until "$2" >/dev/null 2>&1; do
-    [ "$SECONDS" -lt "$deadline" ] || return 1
-    sleep 0.5
-  done
-}
+REDIS_CHECK_URL=$REDIS_TEST_URL
+# shellcheck source=scripts/services.sh
+. scripts/services.sh
 
 # missing NAME: a service is down; fatal in CI, otherwise skip what needs it.
 missing() {
@@ -37,17 +29,10 @@ missing() {
 }
 
 step "services"
-if ! pg_up >/dev/null 2>&1 && command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
-  echo "starting PostgreSQL"
-  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | tail -n 1)" main start || true
-fi
+start_pg >/dev/null
 if wait_for 20 pg_up; then export QDASH_TEST_PG=1; echo "PostgreSQL: up"; else missing PostgreSQL; fi
 
-if ! redis_up >/dev/null 2>&1 && command -v redis-server >/dev/null; then
-  echo "starting Redis"
-  redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-    --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
-fi
+start_redis >/dev/null
 if wait_for 10 redis_up; then export QDASH_TEST_REDIS=1; echo "Redis: up"; else missing Redis; fi
 
 step "browser"

@@ -94,9 +94,13 @@ def test_a_worker_writes_the_result_once_and_the_leader_ends_the_job_at_its_mode
     assert [(e.outcome, e.worker) for e in ledger] == [("written", worker.name)]
     assert ledger[0].ended_at is not None
 
+    woken: list[int] = []
+    scheduler.on_ready = lambda: woken.append(1)
     clock.advance(SECOND)
     scheduler.tick()  # the result is seen; the backend stays busy for the modeled 5 s
     assert models.Job.objects.get(pk=job.pk).status == m.RUNNING
+    assert scheduler.tick() == NOW + 5 * SECOND  # it waits for the end, once
+    assert len(woken) == 1  # not woken again and again for the same result
     clock.set(NOW + 5 * SECOND)
     scheduler.tick()
     done = models.Job.objects.get(pk=job.pk)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 from typing import Any
 
 from django.core.management import call_command
@@ -31,6 +32,9 @@ class Command(BaseCommand):
         from daphne.server import Server
 
         from qdash.asgi import application
+        from scheduler import models
+        from scheduler.cluster import Heartbeat, web_heartbeat
+        from scheduler.consumers import DashboardConsumer
         from scheduler.demo import Traffic, demo_load, traffic_loop
         from scheduler.leader import LeaderLock
         from scheduler.runner import Scheduler, freeze_startup_heap, scheduler_loop
@@ -43,10 +47,22 @@ class Command(BaseCommand):
 
         def ready() -> None:
             if options["no_scheduler"]:  # start (or nudge) a `runworker scheduler-wake` worker
+                web_heartbeat()
                 tasks.append(asyncio.ensure_future(_wake_remote_scheduler()))
             else:
                 scheduler = Scheduler(workers=options["workers"])
-                loop = scheduler_loop(scheduler, lock=LeaderLock())
+
+                def detail() -> dict[str, Any]:
+                    return {**scheduler.detail(), "websockets": DashboardConsumer.open_count}
+
+                heartbeat = Heartbeat(
+                    models.Process.Kind.EMBEDDED,
+                    detail=detail,
+                    leading_since=lambda: scheduler.leading_since,
+                )
+                atexit.register(heartbeat.stop)
+                heartbeat.start()
+                loop = scheduler_loop(scheduler, lock=LeaderLock(), heartbeat=heartbeat)
                 tasks.append(asyncio.ensure_future(loop))
             if options["demo"]:
                 tasks.append(asyncio.ensure_future(traffic_loop(Traffic())))
