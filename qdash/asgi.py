@@ -27,5 +27,7 @@ application = ProtocolTypeRouter(
 
 if os.environ.get("QDASH_ROLE") == "web":  # a web process of a cluster (make cluster)
     from scheduler.cluster import web_heartbeat
+    from scheduler.runner import freeze_startup_heap
 
+    freeze_startup_heap("scheduler.circuits")  # submissions parse circuits
     web_heartbeat()

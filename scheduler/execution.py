@@ -10,9 +10,11 @@ its next step and ends the job when its modeled QPU time is over.
 A job never runs twice at the same time. Whoever runs it holds a PostgreSQL
 advisory lock named after the job, on a connection of its own, for the whole
 run. A worker whose lock connection breaks stops the run at once (it kills the
-child process): its lock is gone and another worker may take the job. A new
-holder waits `GRACE_SECONDS` after taking the lock before it starts, longer than
-a previous holder needs to notice. The `Execution` ledger records every attempt.
+child process): its lock is gone and another worker may take the job. The
+`Execution` ledger records every attempt before it starts running, with the lock
+checked after that write; a holder that finds an earlier attempt in the ledger
+waits `GRACE_SECONDS` before it starts, longer than an earlier holder that lost
+its lock needs to notice and stop.
 
 If a worker dies, procrastinate's heartbeat shows it and the leader hands the
 job to another worker (`scheduler.dispatch`), up to `ATTEMPTS` attempts; then
@@ -102,7 +104,8 @@ class Worker:
             self._put_back(lock)
             return "skipped"
         try:
-            time.sleep(self.grace)  # a previous holder stops within this time
+            if models.Execution.objects.filter(job_id=row.pk).exists():
+                time.sleep(self.grace)  # an earlier holder that lost its lock stops meanwhile
             job = (
                 models.Job.objects.filter(Q(pk=row.pk) & unfinished())
                 .only("pk", "uid", "program_id", "params")
@@ -113,6 +116,11 @@ class Worker:
             ledger = models.Execution.objects.create(
                 job_id=job.pk, worker=self.name, attempt=attempt.attempt, started_at=timezone.now()
             )
+            if not alive(lock):  # lost the lock before the ledger showed this attempt
+                models.Execution.objects.filter(pk=ledger.pk).update(
+                    ended_at=timezone.now(), outcome=models.Execution.Outcome.ABANDONED
+                )
+                return models.Execution.Outcome.ABANDONED
             self.running[uid] = time.monotonic()
             try:
                 outcome = self._execute(job, lock)

@@ -97,6 +97,7 @@ class Scheduler:
         self._guard = threading.Lock()
         self.leading_since: datetime | None = None  # set by scheduler_loop
         self.steps_as_leader = 0
+        self.first_step_at: datetime | None = None
         self._tidied_at = time.monotonic()
         self.last_step: dict[str, Any] = {}  # what the last step did (the cluster page)
 
@@ -125,6 +126,8 @@ class Scheduler:
         metrics.observe_step(report.instant.events, seconds)
         self.steps_as_leader += 1
         self.last_step = {"at": now.isoformat(), "ms": round(seconds * 1000, 1)}
+        if self.steps_as_leader == 1:  # the first decision since it took the lead
+            self.first_step_at = timezone.now()
         log_step(report, finishes=len(finishes))
         policy = self.leader.policy
         assert policy is not None
@@ -157,6 +160,11 @@ class Scheduler:
         return {
             "role": "leader" if self.leading_since else "standby",
             "last_step": self.last_step if self.leading_since else {},
+            "first_step_at": (
+                self.first_step_at.isoformat()
+                if self.leading_since and self.first_step_at
+                else None
+            ),
             "steps": self.steps_as_leader,
             "executors": "workers" if self.queue is not None else "inline",
             "running": len(self.queue.jobs if self.queue is not None else self._executing),
@@ -402,17 +410,22 @@ async def _listen(wakeup: asyncio.Event) -> None:
         wakeup.set()
 
 
-def freeze_startup_heap() -> None:
+def freeze_startup_heap(*modules: str) -> None:
     """Exempt everything loaded at start-up from the cyclic garbage collector.
 
     Django, Qiskit and their dependencies leave millions of long-lived objects;
     every full collection walked all of them (about 150 ms on a 2-core machine),
-    stalling the event loop and every websocket update behind it. Importing the
-    executor first brings Qiskit in before the freeze.
+    stalling the event loop and every websocket update behind it. Where this
+    process runs circuits, importing the executor first brings Qiskit in before
+    the freeze; a scheduler that hands them to executor workers never loads it.
     """
     import gc
+    import importlib
 
-    import scheduler.executor  # noqa: F401
+    if settings.QDASH_EXECUTORS != "workers":
+        modules += ("scheduler.executor",)
+    for module in modules:  # what this process will need, loaded before the freeze
+        importlib.import_module(module)
 
     gc.collect()
     gc.freeze()
