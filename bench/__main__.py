@@ -107,6 +107,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     live_group.add_argument("--clients", type=int, default=200, help="websocket clients")
     live_group.add_argument("--changes", type=int, default=50, help="job submissions to time")
     live_group.add_argument(
+        "--fanout",
+        type=int,
+        default=1000,
+        help="websocket clients spread over the cluster's two web processes (PostgreSQL and "
+        "Redis); 0 skips it",
+    )
+    live_group.add_argument(
         "--gap",
         type=float,
         default=0.2,
@@ -222,6 +229,10 @@ def run_live(args: argparse.Namespace, workdir: Path) -> None:
     if args.clients and args.changes:
         print(f"live: {args.clients} websocket clients, {args.changes} changes", flush=True)
         latency = live.measure_latency(args.clients, args.changes, args.gap, workdir)
+    fanout = None
+    if args.fanout and args.changes:
+        print(f"live: {args.fanout} websocket clients across the cluster", flush=True)
+        fanout = live.measure_fanout(args.fanout, args.changes, args.gap, workdir, _pg_server())
     page_runs = []
     for n_jobs in args.history:
         print(f"live: pages over {n_jobs:,} finished jobs", flush=True)
@@ -230,8 +241,9 @@ def run_live(args: argparse.Namespace, workdir: Path) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = [
         *header(args.seed, shlex.join(sys.argv[1:]), load_before, live=True),
-        *live_verdicts(latency, page_runs),
+        *live_verdicts(latency, page_runs, fanout),
         *(latency_table(latency) if latency else []),
+        *(latency_table(fanout) if fanout else []),
         *pages_sections(page_runs, args.out.parent),
     ]
     text = "\n".join(report)
@@ -271,11 +283,16 @@ def run_whatif(args: argparse.Namespace, workdir: Path) -> None:
     print(f"(written to {os.path.relpath(args.out)})")
 
 
-def run_chaos(args: argparse.Namespace, workdir: Path) -> None:
+def _pg_server() -> str:
+    """The maintenance database of DATABASE_URL's PostgreSQL server (else the local one)."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         url = "postgresql://postgres@127.0.0.1:5432/postgres"
-    server = url.rsplit("/", 1)[0] + "/postgres"
+    return url.rsplit("/", 1)[0] + "/postgres"
+
+
+def run_chaos(args: argparse.Namespace, workdir: Path) -> None:
+    server = _pg_server()
     config = chaos.ChaosConfig(
         jobs=args.chaos_jobs,
         duration=args.chaos_seconds,

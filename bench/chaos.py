@@ -157,6 +157,14 @@ class Cluster:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
             conn.execute(f'CREATE DATABASE "{name}"')
 
+    def drop_database(self) -> None:
+        name = self.config.database
+        with psycopg.connect(self.pg_server, autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
+            )
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
     def start_redis(self) -> None:
         server = shutil.which("redis-server") or "redis-server"
         self.redis = subprocess.Popen(
@@ -242,6 +250,7 @@ class Client:
         self.local = threading.local()
         self.lock = threading.Lock()
         self.accepted: list[str] = []  # job ids answered 201
+        self.owner: dict[str, str] = {}  # job id -> the instance that submitted it
         self.requests = requests
 
     def _session(self) -> Any:
@@ -292,6 +301,7 @@ class Client:
             uid = str(answer.json()["id"])
             with self.lock:
                 self.accepted.append(uid)
+                self.owner[uid] = instance
             return uid
         return None  # refused by the rules (e.g. its session expired): not accepted
 
@@ -330,7 +340,7 @@ def _traffic(
             elif roll < config.session_share + config.cancel_share and client.accepted:
                 with client.lock:
                     victim = local.choice(client.accepted[-200:])
-                client.call("POST", f"/api/v1/jobs/{victim}/cancel", local.choice(instances))
+                client.call("POST", f"/api/v1/jobs/{victim}/cancel", client.owner[victim])
                 with counter_lock:
                     budget[0] += 1  # a cancel is not one of the jobs
             elif roll < config.session_share + config.cancel_share + 0.04:
@@ -617,8 +627,11 @@ def run(config: ChaosConfig, workdir: Path, pg_server: str) -> ChaosResult:
         if browser is not None:
             stop_file.touch()
             browser.wait(120)
-            data = json.loads((workdir / "browser.json").read_text())
-            _browser_verdicts(data, log, result)
+            recorded = workdir / "browser.json"
+            if recorded.exists():
+                _browser_verdicts(json.loads(recorded.read_text()), log, result)
+            else:
+                result.browser_note = f"the browser exited with {browser.returncode}, no record"
         _measure(cluster, client, log, result)
         replay = cluster.manage("replay", "--check", timeout=1800)
         lines = (replay.stdout + replay.stderr).strip().splitlines()
@@ -710,6 +723,15 @@ def report(result: ChaosResult) -> str:
         "",
         "Faults injected: " + ", ".join(f"{k} {v}" for k, v in result.faults.items()) + ".",
         "Redis away: " + _spans(result.redis_down_s) + ".",
+        "Failovers: "
+        + (
+            f"min {min(fo):.2f} s, p90 {percentile(fo, 90):.2f} s, max {max(fo):.2f} s; "
+            f"{sum(1 for v in fo if v >= FAILOVER_TARGET_S)} of {len(fo)} took "
+            f"{FAILOVER_TARGET_S:g} s or more"
+            if fo
+            else "none measured"
+        )
+        + ".",
         "Executions by outcome: "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(result.attempts.items()))
         + ".",

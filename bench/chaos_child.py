@@ -139,7 +139,7 @@ def _browser(url: str, sessionid: str, stop: Path) -> dict[str, Any]:
         )
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(url)
+        page.goto(url, wait_until="domcontentloaded", timeout=180_000)  # a busy machine
         while not stop.exists():
             page.wait_for_timeout(500)
         recorded = page.evaluate("window.chaos")

@@ -161,7 +161,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _db_file = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test_{_db_file.name}"))}
 
-# Where started jobs run (README, "Scale-out"): "inline", in threads of the scheduler
+# Where started jobs run (README, "Running a cluster"): "inline", in threads of the scheduler
 # process (the embedded default), or "workers", in `manage.py executor` processes fed
 # through procrastinate's PostgreSQL queue.
 QDASH_EXECUTORS = os.environ.get("QDASH_EXECUTORS", "inline")
