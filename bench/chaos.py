@@ -197,6 +197,25 @@ class Cluster:
         )
         if not _wait_port(self.port, 120):
             raise RuntimeError("the cluster's web port did not open")
+        self.wait_ready(180)
+
+    def wait_ready(self, seconds: float) -> None:
+        """Until every web process reports itself and a leader has decided: supervisord
+        opens the port before any daphne listens on it."""
+        webs = int(self.env["QDASH_WEB_PROCESSES"])
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with contextlib.suppress(psycopg.Error):
+                (ready,) = self.sql(
+                    "SELECT count(*) FILTER (WHERE kind = 'web') >= %s AND "
+                    "count(*) FILTER (WHERE kind = 'scheduler' AND detail ? 'first_step_at') > 0 "
+                    "FROM scheduler_process WHERE heartbeat_at > now() - interval '5 seconds'",
+                    [webs],
+                )[0]
+                if ready:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError("the cluster did not become ready")
 
     def ctl(self, *args: str) -> str:
         ctl = str(Path(sys.executable).with_name("supervisorctl"))
@@ -258,9 +277,14 @@ class Client:
             self.local.http = self.requests.Session()
         return self.local.http
 
-    def call(self, method: str, path: str, instance: str, body: Any = None) -> Any:
-        """The answer to a request, retried for up to two minutes; None if never answered."""
+    def call(self, method: str, path: str, instance: str, body: Any = None, key: str = "") -> Any:
+        """The answer to a request, retried for up to two minutes; None if never answered.
+
+        A `key` goes as the `Idempotency-Key` header, so a retried submission whose
+        first answer was lost is not accepted twice."""
         headers = {"Authorization": f"Bearer {self.keys[instance]}"}
+        if key:
+            headers["Idempotency-Key"] = key
         deadline = time.monotonic() + 120
         delay = 0.2
         while True:
@@ -292,7 +316,7 @@ class Client:
             "tags": [tag],
             **extra,
         }
-        answer = self.call("POST", "/api/v1/jobs", instance, body)
+        answer = self.call("POST", "/api/v1/jobs", instance, body, key=tag)
         if answer is None:
             with self.lock:
                 self.result.dropped += 1
@@ -358,6 +382,17 @@ def _traffic(
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def _trickle(client: Client, backends: list[str], faults: threading.Thread) -> None:
+    """A job a second while faults are still being injected after the traffic ended, so
+    every fault meets a cluster with work to decide."""
+    instances = [path for path in client.keys if path != "hubR/g/p"]
+    n = 0
+    while faults.is_alive():
+        client.submit(instances[n % len(instances)], backends[n % len(backends)], f"trickle-{n}")
+        n += 1
+        faults.join(1.0)
 
 
 def _session_stream(
@@ -621,6 +656,7 @@ def run(config: ChaosConfig, workdir: Path, pg_server: str) -> ChaosResult:
         faults = threading.Thread(target=_faults, args=(config, cluster, result, log, stop))
         faults.start()
         _traffic(config, client, setup["backends"], stop)
+        _trickle(client, setup["backends"], faults)
         faults.join()
         _drain(cluster, config.drain_timeout)
         time.sleep(3.0)  # the last updates reach the browser
@@ -718,7 +754,8 @@ def report(result: ChaosResult) -> str:
             if result.errors
             else ""
         )
-        + f". Accepted twice (a retried submission whose first answer was lost): "
+        + f". Accepted twice (a retried submission, sent with an `Idempotency-Key`, whose "
+        "first answer was lost): "
         f"{result.duplicates}.",
         "",
         "Faults injected: " + ", ".join(f"{k} {v}" for k, v in result.faults.items()) + ".",
