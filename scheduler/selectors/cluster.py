@@ -31,6 +31,7 @@ class CurrentJob:
     uid: str
     attempt: int | None = None
     started_at: datetime | None = None
+    running_for: timedelta | None = None
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,26 @@ class ProcessRow:
     """One process with what the page shows of it."""
 
     process: models.Process
-    stale: bool
-    heartbeat_age: timedelta
+    now: datetime  # when the page read it
     jobs: list[CurrentJob] = field(default_factory=list)
+
+    @property
+    def stale(self) -> bool:
+        """Silent for longer than a few heartbeats: stopped, hung or cut off."""
+        return is_stale(self.process, self.now)
+
+    @property
+    def heartbeat_age(self) -> timedelta:
+        return max(self.now - self.process.heartbeat_at, timedelta(0))
+
+    @property
+    def up_for(self) -> timedelta:
+        return max(self.now - self.process.started_at, timedelta(0))
+
+    @property
+    def leading_for(self) -> timedelta | None:
+        since = self.process.leading_since
+        return None if since is None else max(self.now - since, timedelta(0))
 
     @property
     def detail(self) -> dict[str, Any]:
@@ -140,7 +158,9 @@ def cluster_processes(*, now: datetime | None = None) -> Cluster:
             .order_by("started_at", "id")
         )
         for worker, uid, attempt, started_at in attempts:
-            running[worker].append(CurrentJob(uid, attempt, started_at))
+            running[worker].append(
+                CurrentJob(uid, attempt, started_at, max(now - started_at, timedelta(0)))
+            )
     rows: dict[str, list[ProcessRow]] = defaultdict(list)
     for process in processes:
         if process.kind == Kind.EXECUTOR:
@@ -148,14 +168,7 @@ def cluster_processes(*, now: datetime | None = None) -> Cluster:
         else:  # a scheduler running circuits in its own threads reports their jobs
             reported = process.detail.get("executing") if isinstance(process.detail, dict) else []
             jobs = [CurrentJob(str(uid)) for uid in reported or []]
-        rows[process.kind].append(
-            ProcessRow(
-                process=process,
-                stale=is_stale(process, now),
-                heartbeat_age=max(now - process.heartbeat_at, timedelta(0)),
-                jobs=jobs,
-            )
-        )
+        rows[process.kind].append(ProcessRow(process=process, now=now, jobs=jobs))
     return Cluster(
         now=now,
         schedulers=sorted(rows[Kind.SCHEDULER], key=_order),
