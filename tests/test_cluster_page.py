@@ -180,6 +180,7 @@ def cluster_rows() -> None:
     submit_at("qrunning1", inst="hubA/g/p", at=now - timedelta(seconds=5), seconds=60)
     process("s:10", Kind.SCHEDULER, now=now, leading_for=65, last_step={"ms": 2.5}, steps=40)
     process("s:11", Kind.SCHEDULER, now=now, beat_ago=20)
+    process("s:12", Kind.SCHEDULER, now=now, beat_ago=40, leading_for=600)  # killed
     process("e:20", Kind.EXECUTOR, now=now, concurrency=2, memory_mb=1024)
     process("w:30", Kind.WEB, now=now, websockets=7)
     job = models.Job.objects.get(uid="qrunning1")
@@ -202,7 +203,11 @@ def test_an_operator_sees_every_process(operator: Client, cluster_rows: None) ->
     assert 'href="/cluster"' in body  # the nav links to it
     assert 'hx-trigger="every 2s"' in body
     leader = row_of(body, "s:10")
-    assert "leader" in leader and "up</span>" in leader and "2.5 ms; 40 steps" in leader
+    assert "<strong>leader</strong>" in leader and "up</span>" in leader
+    assert "2.5 ms; 40 steps" in leader
+    killed = row_of(body, "s:12")
+    assert "was leader" in killed and "<strong>leader" not in killed
+    assert "not responding" in killed
     standby = row_of(body, "s:11")
     assert "standby" in standby and "not responding" in standby
     assert re.search(r"2[01]\.\ds ago", standby)  # 20 s before the request
