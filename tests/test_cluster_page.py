@@ -140,6 +140,11 @@ def test_executors_current_jobs_come_from_the_ledger() -> None:
     )
     ledger.create(job=two, worker="x:2", attempt=2, started_at=now - timedelta(seconds=1))
     ledger.create(job=two, worker="gone:9", attempt=3, started_at=now)  # no process row
+    # x:2 was running a job that was cancelled meanwhile; it stops within seconds.
+    submit_at("qthree", inst="hubA/g/p", at=now - timedelta(seconds=20), seconds=60)
+    three = models.Job.objects.get(uid="qthree")
+    ledger.create(job=three, worker="x:2", attempt=1, started_at=now - timedelta(seconds=9))
+    models.Job.objects.filter(uid="qthree").update(status=models.Job.Status.CANCELLED)
     cluster = cluster_processes(now=now)
     by_name = {row.process.name: row for row in cluster.executors}
     assert [(j.uid, j.attempt) for j in by_name["x:1"].jobs] == [("qone", 2)]

@@ -153,7 +153,14 @@ def cluster_processes(*, now: datetime | None = None) -> Cluster:
     running: dict[str, list[CurrentJob]] = defaultdict(list)
     if names:
         attempts = (
-            models.Execution.objects.filter(worker__in=names, ended_at__isnull=True, outcome="")
+            # Open attempts of running jobs: read through the jobs' status index, so the
+            # page costs the same however long the ledger grows.
+            models.Execution.objects.filter(
+                job__status=models.Job.Status.RUNNING,
+                worker__in=names,
+                ended_at__isnull=True,
+                outcome="",
+            )
             .values_list("worker", "job__uid", "attempt", "started_at")
             .order_by("started_at", "id")
         )

@@ -23,14 +23,20 @@ def row(name, kind, ago, **fields):
 row("{WORKER}", "executor", 60, detail={{"concurrency": 2, "memory_mb": 2048}})
 row("sched-b:5151", "scheduler", 1, detail={{"role": "standby"}})
 row("web-b:6161", "web", 1, detail={{"websockets": 12}})
-job = models.Job.objects.exclude(status="running").order_by("-submitted_at").first()
+import time
+for _ in range(100):  # the demo traffic keeps the backends busy; wait for a running job
+    job = models.Job.objects.filter(status="Running").order_by("-started_at").first()
+    if job:
+        break
+    time.sleep(0.2)
 models.Execution.objects.create(job=job, worker="{WORKER}", started_at=now - timedelta(seconds=8))
 print(job.uid)
 """
 BEAT = f"""
 from django.utils import timezone
 from scheduler import models
-models.Process.objects.filter(name="{WORKER}").update(heartbeat_at=timezone.now())
+names = ["{WORKER}", "sched-b:5151", "web-b:6161"]
+models.Process.objects.filter(name__in=names).update(heartbeat_at=timezone.now())
 """
 
 
@@ -60,7 +66,7 @@ def test_an_operator_watches_the_cluster(browser: playwright.Browser, restartabl
     assert page.inner_text('tr[data-process="web-b:6161"] td.websockets') == "12"
     assert "standby" in page.inner_text('tr[data-process="sched-b:5151"] td.role')
 
-    restartable.manage("shell", "-c", BEAT)  # the worker answers again
+    restartable.manage("shell", "-c", BEAT)  # the worker (and the others) answer again
     page.wait_for_selector(f"{worker} .badge.online", timeout=10_000)
     assert page.evaluate("window.loadedOnce === true")  # refreshed in place, not reloaded
     assert "on" in (page.get_attribute("#live-status", "class") or "")  # its polls succeed
