@@ -214,7 +214,8 @@ def test_an_operator_sees_every_process(operator: Client, cluster_rows: None) ->
     assert "was leader" in killed and "<strong>leader" not in killed
     assert "not responding" in killed
     standby = row_of(body, "s:11")
-    assert "standby" in standby and "not responding" in standby
+    assert "standby" in standby and "not responding" in standby and "(up " not in standby
+    assert re.search(r"\(up 10m [0-2]s\)", row_of(body, "e:20"))  # still reports: up for
     assert re.search(r"2[01]\.\ds ago", standby)  # 20 s before the request
     executor = row_of(body, "e:20")
     assert 'href="/jobs/qrunning1"' in executor and "1 of 2" in executor
