@@ -27,6 +27,7 @@ urlpatterns = [
     path("what-if/run", whatif.what_if_run, name="what_if_run"),
     path("what-if/apply", whatif.what_if_apply, name="what_if_apply"),
     path("what-if/preview", whatif.what_if_preview, name="what_if_preview"),
+    path("cluster", views.cluster, name="cluster"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),

@@ -169,6 +169,8 @@ class Scheduler:
             "steps": self.steps_as_leader,
             "executors": "workers" if self.queue is not None else "inline",
             "running": len(self.queue.jobs if self.queue is not None else self._executing),
+            # jobs whose circuits run in this process's threads (no executor workers)
+            "executing": sorted(self._executing) if self.queue is None else [],
             "loads": self.leader.loads,
             "queued": (
                 sum(policy.queues(name).queued for name in list(policy.backends))

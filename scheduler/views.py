@@ -22,6 +22,7 @@ from django_htmx.middleware import HtmxDetails
 from scheduler import circuits, fragments, models, selectors, services
 from scheduler.forms import SubmitForm
 from scheduler.submission import SubmissionError, jobs_submit, warning_text
+from scheduler.whatif.views import staff_required
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -141,3 +142,15 @@ def session_action(request: HtmxHttpRequest, uid: str, action: str) -> HttpRespo
 def fair_share(request: HttpRequest) -> HttpResponse:
     """The instance tree with shares and usage, and what each backend starts next."""
     return render(request, "fair_share.html", fragments.fair_share_context(user=request.user))
+
+
+@require_safe
+@staff_required
+def cluster(request: HtmxHttpRequest) -> HttpResponse:
+    """Operators: every process of the deployment, its last heartbeat and what it does.
+
+    The page polls itself every 2 s; an htmx request gets the tables only.
+    """
+    context = {"cluster": selectors.cluster_processes()}
+    template = "cluster.html#cluster-body" if request.htmx else "cluster.html"
+    return render(request, template, context)

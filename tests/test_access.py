@@ -288,6 +288,11 @@ PAGES: dict[str, Row] = {
     "what_if_run": Row("GET", lambda w: "/what-if/run", STAFF_ONLY(200)),
     "what_if_apply": Row("GET", lambda w: "/what-if/apply", STAFF_ONLY(400)),
     "what_if_preview": Row("POST", lambda w: "/what-if/preview", STAFF_ONLY(400)),
+    # The cluster page and the fragment it polls: operators only.
+    "cluster": Row("GET", lambda w: "/cluster", STAFF_ONLY(200)),
+    "cluster#cluster-body": Row(
+        "GET", lambda w: "/cluster", STAFF_ONLY(200), headers={"HTTP_HX_REQUEST": "true"}
+    ),
 }
 
 # API operations by (method, path template); {uid} is the owner's job or session.

@@ -28,6 +28,7 @@ from scheduler.selectors.charts import (
     flow_now,
     queue_flow,
 )
+from scheduler.selectors.cluster import Cluster, ProcessRow, cluster_processes
 from scheduler.selectors.fair_share import TreeRow, fair_share_next, fair_share_tree
 from scheduler.selectors.results import job_result_chart
 from scheduler.selectors.timeline import session_events, session_timeline
@@ -41,11 +42,14 @@ __all__ = [
     "LANE_LABELS",
     "TIMELINE_SPAN",
     "BackendCard",
+    "Cluster",
+    "ProcessRow",
     "ReasonView",
     "TreeRow",
     "User",
     "Waiting",
     "backend_cards",
+    "cluster_processes",
     "fair_share_next",
     "fair_share_tree",
     "flow_bin",

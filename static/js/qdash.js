@@ -239,6 +239,10 @@
       onJson(JSON.parse(text));
     }
   });
+  // A page that polls instead (the cluster page): the dot follows its last poll.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (evt.detail.elt && evt.detail.elt.hasAttribute("data-poll")) setLive(evt.detail.successful);
+  });
   document.addEventListener("htmx:wsOpen", function () { setLive(true); });
   document.addEventListener("htmx:wsClose", function () { setLive(false); });
   document.addEventListener("htmx:wsAfterMessage", function () {
