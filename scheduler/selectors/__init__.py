@@ -29,7 +29,13 @@ from scheduler.selectors.charts import (
     queue_flow,
 )
 from scheduler.selectors.fair_share import TreeRow, fair_share_next, fair_share_tree
-from scheduler.selectors.results import job_result_chart
+from scheduler.selectors.results import (
+    JobResults,
+    ResultUnavailable,
+    job_bitstrings,
+    job_results,
+    result_text,
+)
 from scheduler.selectors.timeline import session_events, session_timeline
 from scheduler.selectors.waiting import ReasonView, Waiting, job_waiting
 
@@ -41,7 +47,9 @@ __all__ = [
     "LANE_LABELS",
     "TIMELINE_SPAN",
     "BackendCard",
+    "JobResults",
     "ReasonView",
+    "ResultUnavailable",
     "TreeRow",
     "User",
     "Waiting",
@@ -52,7 +60,9 @@ __all__ = [
     "flow_now",
     "instances_of",
     "job_filter_choices",
-    "job_result_chart",
+    "job_bitstrings",
+    "job_results",
+    "result_text",
     "job_waiting",
     "jobs_table",
     "jobs_visible",
