@@ -299,8 +299,19 @@ PAGES: dict[str, Row] = {
             operator=(200, "instance"),
         ),
     ),
+    # The new key is shown in the answer itself, with the account page.
     "token_create": Row(
-        "POST", lambda w: "/account/tokens", cells(default=302), data=lambda w: {"name": "x"}
+        "POST",
+        lambda w: "/account/tokens",
+        cells(
+            anonymous=LOGIN,
+            inactive=LOGIN,
+            other=200,
+            peer=(200, "instance"),
+            owner=(200, "instance"),
+            operator=(200, "instance"),
+        ),
+        data=lambda w: {"name": "x"},
     ),
     "token_revoke": Row(
         "POST",

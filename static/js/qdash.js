@@ -239,6 +239,16 @@
       onJson(JSON.parse(text));
     }
   });
+  // Copy buttons of code snippets (the account page's notebook snippet).
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("button[data-copy]");
+    var code = button && document.getElementById(button.dataset.copy);
+    if (!code || !navigator.clipboard) return;
+    navigator.clipboard.writeText(code.textContent).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    });
+  });
   document.addEventListener("htmx:wsOpen", function () { setLive(true); });
   document.addEventListener("htmx:wsClose", function () { setLive(false); });
   document.addEventListener("htmx:wsAfterMessage", function () {
