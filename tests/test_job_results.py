@@ -4,15 +4,20 @@ expectation values, the executor program's items, and results that cannot be rea
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from functools import reduce
 from typing import Any
 
+import numpy as np
 import pytest
 from django.test import Client
 from django.utils import timezone
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
+from qiskit.circuit import Parameter
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparsePauliOp
+from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from qiskit_ibm_runtime.decoders.defaults import DEFAULT_DECODERS
 
 from scheduler import circuits, engine, executor, models
@@ -97,8 +102,6 @@ def test_the_result_download_is_the_clients_own_json(alice: Client) -> None:
     assert response.status_code == 200 and response["Content-Type"] == "application/json"
     assert f'filename="qdash-{uid}-result.json"' in response["Content-Disposition"]
     assert response.content.decode() == result
-    from qiskit_ibm_runtime import RuntimeDecoder
-
     decoded = json.loads(response.content, cls=RuntimeDecoder)
     assert decoded[0].data.meas.num_shots == 50
 
@@ -226,3 +229,24 @@ def test_bitstrings_too_large_to_download_are_refused(
 
     response = alice.get(f"/jobs/{uid}/bitstrings.json")
     assert response.status_code == 413 and "download the result JSON" in response.json()["message"]
+
+
+def test_expectation_values_of_a_parameter_sweep_keep_their_observables(alice: Client) -> None:
+    theta = Parameter("theta")
+    circuit = QuantumCircuit(1)
+    circuit.ry(theta, 0)
+    sweep = [[0.0], [np.pi / 2], [np.pi]]
+    pub = EstimatorPub.coerce((circuit, [["Z"], ["X"]], sweep), 0.01)
+    params = json.loads(json.dumps({"pubs": [pub], "version": 2}, cls=RuntimeEncoder))
+    result = executor.execute("estimator", params)
+    uid = completed("qsweep", program_id="estimator", params=params, result=result)
+
+    page = alice.get(f"/jobs/{uid}").content.decode()
+    rows = re.findall(
+        r"<tr><td>0</td><td>(\d, \d)</td><td><code>(\w)</code></td><td>(-?[\d.]+)</td>", page
+    )
+    values = {(index, label): float(value) for index, label, value in rows}
+    assert set(values) == {(f"{o}, {p}", "ZX"[o]) for o in (0, 1) for p in (0, 1, 2)}
+    expected = {"0, 0": 1, "0, 1": 0, "0, 2": -1, "1, 0": 0, "1, 1": 1, "1, 2": 0}
+    for (index, _), value in values.items():
+        assert abs(value - expected[index]) < 0.05, index

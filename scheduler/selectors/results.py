@@ -9,10 +9,10 @@ make of it (a Sampler's or Estimator's `PrimitiveResult`, or the program's items
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 TOP_OUTCOMES = 16  # outcomes per register in the page's table (the chart and download have all)
 CHART_OUTCOMES = 256  # most frequent outcomes per register in the chart
+CHART_VALUES = 1000  # expectation values per PUB in the chart
 MAX_EXPECTATIONS = 100  # expectation values in the page's table
 BITSTRINGS_MAX_BYTES = 64 * 2**20  # largest bitstrings download
 
@@ -140,7 +141,7 @@ def job_results(job: models.Job) -> JobResults | None:
     return shown
 
 
-def _present(result: Any, *, observables: list[list[str]]) -> JobResults:
+def _present(result: Any, *, observables: list[Any]) -> JobResults:
     from qiskit.primitives import BitArray, PrimitiveResult
 
     if not isinstance(result, PrimitiveResult):
@@ -179,36 +180,45 @@ def _sampler(pubs: list[Any]) -> JobResults:
     return JobResults(kind="sampler", registers=registers, chart={"kind": "sampler", "pubs": chart})
 
 
-def _estimator(pubs: list[Any], observables: list[list[str]]) -> JobResults:
+def _estimator(pubs: list[Any], observables: list[Any]) -> JobResults:
     rows: list[Expectation] = []
     chart, total = [], 0
     for index, pub in enumerate(pubs):
         evs = np.asarray(pub.data.evs, dtype=float)
         stds = getattr(pub.data, "stds", None)
         stds = None if stds is None else np.broadcast_to(np.asarray(stds, dtype=float), evs.shape)
-        labels = observables[index] if index < len(observables) else []
-        if len(labels) != evs.size:
-            labels = []
-        for flat, position in enumerate(np.ndindex(evs.shape)):
-            total += 1
-            if len(rows) < MAX_EXPECTATIONS:
-                rows.append(
-                    Expectation(
-                        pub=index,
-                        index=", ".join(str(i) for i in position),
-                        observable=labels[flat] if labels else "",
-                        value=float(evs[position]),
-                        std=None if stds is None else float(stds[position]),
-                    )
+        labels = _broadcast(observables[index] if index < len(observables) else None, evs.shape)
+        total += evs.size
+        room = max(0, MAX_EXPECTATIONS - len(rows))
+        for position in itertools.islice(np.ndindex(evs.shape), room):
+            rows.append(
+                Expectation(
+                    pub=index,
+                    index=", ".join(str(i) for i in position),
+                    observable="" if labels is None else str(labels[position]),
+                    value=float(evs[position]),
+                    std=None if stds is None else float(stds[position]),
                 )
-        flat_stds = [0.0] * evs.size if stds is None else [float(s) for s in stds.ravel()]
-        chart.append({"pub": index, "evs": [float(v) for v in evs.ravel()], "stds": flat_stds})
+            )
+        shown = evs.ravel()[:CHART_VALUES]
+        errors = np.zeros_like(shown) if stds is None else stds.ravel()[:CHART_VALUES]
+        chart.append({"pub": index, "evs": shown.tolist(), "stds": errors.tolist()})
     return JobResults(
         kind="estimator",
         expectations=rows,
         expectations_left=total - len(rows),
         chart={"kind": "estimator", "pubs": chart},
     )
+
+
+def _broadcast(labels: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A PUB's observable labels in the shape of its expectation values, if they fit."""
+    if labels is None:
+        return None
+    try:
+        return np.broadcast_to(np.array(labels, dtype=object), shape)
+    except ValueError:  # ragged, or not the shape the values broadcast from
+        return None
 
 
 def _program_items(result: Any) -> list[ProgramItem]:
@@ -220,12 +230,16 @@ def _program_items(result: Any) -> list[ProgramItem]:
 
 
 def _output(name: str, array: np.ndarray) -> ItemOutput:
-    if array.dtype == bool and array.ndim >= 2:
+    if array.dtype == bool and array.ndim >= 2 and array.shape[-1]:
         rows = array.reshape(-1, array.shape[-1])
+        unique, counts = np.unique(rows, axis=0, return_counts=True)
+        order = np.argsort(-counts, kind="stable")
         # Column i is classical bit i (the executor's little-endian order): print it rightmost.
-        counts = Counter("".join("1" if bit else "0" for bit in row[::-1]) for row in rows)
-        top = ", ".join(f"{key} ({count})" for key, count in counts.most_common(4))
-        more = f" and {len(counts) - 4} more" if len(counts) > 4 else ""
+        top = ", ".join(
+            "".join("1" if bit else "0" for bit in unique[i][::-1]) + f" ({counts[i]})"
+            for i in order[:4]
+        )
+        more = f" and {len(unique) - 4} more" if len(unique) > 4 else ""
         summary = f"{len(rows)} readouts of {array.shape[-1]} bits; most frequent {top}{more}"
     elif array.size and np.issubdtype(array.dtype, np.number):
         values = array.astype(float)
@@ -235,8 +249,8 @@ def _output(name: str, array: np.ndarray) -> ItemOutput:
     return ItemOutput(name=name, shape=tuple(array.shape), dtype=str(array.dtype), summary=summary)
 
 
-def _observable_labels(job: models.Job) -> list[list[str]]:
-    """Each estimator PUB's observables as text, flat, from the job's own inputs."""
+def _observable_labels(job: models.Job) -> list[Any]:
+    """Each estimator PUB's observables as text, nested as the job's own inputs nest them."""
     if job.program_id != "estimator":
         return []
     pubs = job.params.get("pubs") if isinstance(job.params, dict) else None
@@ -244,23 +258,26 @@ def _observable_labels(job: models.Job) -> list[list[str]]:
         return []
     labels = []
     for pub in pubs:
-        observables = pub[1] if isinstance(pub, list) and len(pub) > 1 else None
-        labels.append(list(_labels(observables)))
+        try:
+            labels.append(_labels(pub[1]))
+        except (TypeError, ValueError, IndexError, KeyError):
+            labels.append(None)
     return labels
 
 
-def _labels(observables: Any) -> Iterator[str]:
+def _labels(observables: Any) -> Any:
+    """Text for each observable of the client's JSON (a Pauli string, or a dict of Pauli
+    strings and coefficients), in nested lists as the observables array has them."""
     if isinstance(observables, str):
-        yield observables
-    elif isinstance(observables, dict) and "__type__" not in observables:
-        yield " + ".join(
-            pauli if coeff == 1 else f"{coeff:g}·{pauli}"
+        return observables
+    if isinstance(observables, dict) and "__type__" not in observables:
+        return " + ".join(
+            pauli if coeff == 1 else f"{float(coeff):g}·{pauli}"
             for pauli, coeff in observables.items()
-            if isinstance(coeff, int | float)
         )
-    elif isinstance(observables, list):
-        for element in observables:
-            yield from _labels(element)
+    if isinstance(observables, list):
+        return [_labels(element) for element in observables]
+    raise ValueError("not an observable")
 
 
 # ------------------------------------------------------------------ downloads
