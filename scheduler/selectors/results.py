@@ -107,7 +107,8 @@ def decode(job: models.Job) -> Any:
         log.warning("job %s: result does not decode: %s", job.uid, error)
         raise ResultUnavailable(
             "unreadable_result",
-            f"The result of job {job.uid} could not be read as a {job.program_id} result.",
+            f"The result of job {job.uid} does not decode as the client decodes results of "
+            f"the {job.program_id} program.",
             409,
         ) from error
 
