@@ -18,8 +18,6 @@ from scheduler import models
 from scheduler.api.auth import instance_crn, member_projects
 from scheduler.auth_tokens import tokens_issue
 
-SNIPPET_KEY_NAME = "notebook"
-
 
 class UnknownInstance(Exception):
     """The request named an instance the user is not a member of."""

@@ -145,16 +145,17 @@ def test_an_executor_sampler_result_shows_as_the_clients_sampler_decodes_it(
 
 
 def test_an_executor_estimator_result_shows_its_expectation_values(alice: Client) -> None:
-    observables = [SparsePauliOp("ZZ"), SparsePauliOp("XX")]
+    observables = [SparsePauliOp("ZZ"), SparsePauliOp("XX"), SparsePauliOp("ZI")]
     result = executor_results.estimator_result([(bell(measure=False), observables)], 0.02)
     uid = completed("qexe", program_id="executor", params={}, result=result)
 
     page = alice.get(f"/jobs/{uid}").content.decode()
     assert "ran the client's Estimator" in page
-    values = [
-        float(cell.split("</td>")[0]) for cell in page.split("<td>—</td><td>")[1:] if cell[0] != "<"
-    ]
-    assert len(values) == 2 and all(abs(v - 1) < 0.1 for v in values)
+    rows = re.findall(r"<td><code>(\w+)</code></td><td>(-?[\d.]+)</td><td>± ", page)
+    values = {label: float(value) for label, value in rows}
+    assert set(values) == {"ZZ", "XX", "ZI"}  # labelled from what the Estimator passed through
+    assert abs(values["ZZ"] - 1) < 0.1 and abs(values["XX"] - 1) < 0.1
+    assert abs(values["ZI"]) < 0.2
 
 
 def test_an_executor_programs_items_are_summarised(alice: Client) -> None:
@@ -165,9 +166,9 @@ def test_an_executor_programs_items_are_summarised(alice: Client) -> None:
 
     page = alice.get(f"/jobs/{uid}").content.decode()
     assert "<td><code>meas</code></td><td>300 × 2</td><td>bool</td>" in page
-    assert "300 readouts of 2 bits; most frequent" in page
+    assert "300 bitstrings of 2 bits; most frequent" in page
     assert "<td><code>right</code></td><td>300 × 1</td>" in page
-    assert "most frequent 1 (300)" in page
+    assert "300 bitstrings of 1 bit; most frequent 1 (300)" in page
     response = alice.get(f"/jobs/{uid}/bitstrings.json")
     assert response.status_code == 404 and response.json()["code"] == "no_bitstrings"
 

@@ -8,7 +8,6 @@ make of it (a Sampler's or Estimator's `PrimitiveResult`, or the program's items
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import logging
@@ -98,8 +97,9 @@ def result_text(job: models.Job) -> str:
     return job.result if isinstance(job.result, str) else json.dumps(job.result)
 
 
-def decode(job: models.Job) -> Any:
-    """The result decoded by the client's decoders for the job's program."""
+def decode(job: models.Job) -> tuple[Any, Any]:
+    """The result decoded by the client's decoders for the job's program, and the
+    executor program's passthrough data (None for other programs)."""
     text = result_text(job)
     try:
         return _decode(job.program_id, text)
@@ -113,16 +113,18 @@ def decode(job: models.Job) -> Any:
         ) from error
 
 
-def _decode(program_id: str, text: str) -> Any:
+def _decode(program_id: str, text: str) -> tuple[Any, Any]:
     from qiskit_ibm_runtime.decoders.defaults import DEFAULT_DECODERS
     from qiskit_ibm_runtime.decoders.result_decoder import ResultDecoder
 
-    decoders = DEFAULT_DECODERS.get(program_id, [ResultDecoder])
-    return functools.reduce(
-        lambda result, decoder: decoder.decode(result) if decoder.is_applicable(result) else result,
-        decoders,
-        text,
-    )
+    # As `RuntimeJobV2.result()` does: each applicable decoder takes the previous one's output.
+    result: Any = text
+    passthrough = None
+    for decoder in DEFAULT_DECODERS.get(program_id, [ResultDecoder]):
+        if decoder.is_applicable(result):
+            result = decoder.decode(result)
+            passthrough = getattr(result, "passthrough_data", passthrough)
+    return result, passthrough
 
 
 def job_results(job: models.Job) -> JobResults | None:
@@ -130,8 +132,8 @@ def job_results(job: models.Job) -> JobResults | None:
     if job.status != models.Job.Status.COMPLETED or job.result is None:
         return None
     try:
-        result = decode(job)
-        shown = _present(result, observables=_observable_labels(job))
+        result, passthrough = decode(job)
+        shown = _present(result, observables=_observable_labels(job, passthrough))
     except ResultUnavailable as error:
         return JobResults(error=error.message)
     except Exception:  # a decoded result of a shape the page does not know
@@ -241,7 +243,8 @@ def _output(name: str, array: np.ndarray) -> ItemOutput:
             for i in order[:4]
         )
         more = f" and {len(unique) - 4} more" if len(unique) > 4 else ""
-        summary = f"{len(rows)} readouts of {array.shape[-1]} bits; most frequent {top}{more}"
+        bits = f"{array.shape[-1]} bit{'s' if array.shape[-1] != 1 else ''}"
+        summary = f"{len(rows)} bitstrings of {bits}; most frequent {top}{more}"
     elif array.size and np.issubdtype(array.dtype, np.number):
         values = array.astype(float)
         summary = f"mean {values.mean():.4g}, min {values.min():.4g}, max {values.max():.4g}"
@@ -250,18 +253,27 @@ def _output(name: str, array: np.ndarray) -> ItemOutput:
     return ItemOutput(name=name, shape=tuple(array.shape), dtype=str(array.dtype), summary=summary)
 
 
-def _observable_labels(job: models.Job) -> list[Any]:
-    """Each estimator PUB's observables as text, nested as the job's own inputs nest them."""
-    if job.program_id != "estimator":
-        return []
-    pubs = job.params.get("pubs") if isinstance(job.params, dict) else None
-    if not isinstance(pubs, list):
+def _observable_labels(job: models.Job, passthrough: Any) -> list[Any]:
+    """Each estimator PUB's observables as text, nested as the job's inputs nest them: the
+    estimator's PUBs, or what the client-side Estimator passes through the executor."""
+    if job.program_id == "estimator":
+        pubs = job.params.get("pubs") if isinstance(job.params, dict) else None
+        observables = [
+            pub[1] if isinstance(pub, list) and len(pub) > 1 else None for pub in pubs or []
+        ]
+    elif isinstance(passthrough, dict) and isinstance(passthrough.get("qiskit_mitigation"), list):
+        # One entry per PUB with its observables; calibration items have none.
+        entries = passthrough["qiskit_mitigation"]
+        observables = [
+            e["observables"] for e in entries if isinstance(e, dict) and "observables" in e
+        ]
+    else:
         return []
     labels = []
-    for pub in pubs:
+    for each in observables:
         try:
-            labels.append(_labels(pub[1]))
-        except (TypeError, ValueError, IndexError, KeyError):
+            labels.append(_labels(each))
+        except (TypeError, ValueError):
             labels.append(None)
     return labels
 
@@ -287,7 +299,7 @@ def job_bitstrings(job: models.Job) -> dict[str, Any]:
     them (parameter sets in order, then shots; bit 0 rightmost)."""
     from qiskit.primitives import BitArray, PrimitiveResult
 
-    result = decode(job)
+    result, _ = decode(job)
     pubs = list(result) if isinstance(result, PrimitiveResult) else []
     arrays = [
         {name: value for name, value in pub.data.items() if isinstance(value, BitArray)}
