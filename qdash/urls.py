@@ -12,6 +12,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("submit", views.submit, name="submit"),
     path("jobs/<str:uid>", views.job_detail, name="job"),
+    path("jobs/<str:uid>/result.json", views.job_result, name="job_result"),
+    path("jobs/<str:uid>/bitstrings.json", views.job_bitstrings, name="job_bitstrings"),
     path("sessions/<str:uid>", views.session_detail, name="session"),
     path(
         "sessions/<str:uid>/close", views.session_action, {"action": "close"}, name="session_close"

@@ -30,7 +30,13 @@ from scheduler.selectors.charts import (
 )
 from scheduler.selectors.cluster import Cluster, ProcessRow, cluster_processes
 from scheduler.selectors.fair_share import TreeRow, fair_share_next, fair_share_tree
-from scheduler.selectors.results import job_result_chart
+from scheduler.selectors.results import (
+    JobResults,
+    ResultUnavailable,
+    job_bitstrings,
+    job_results,
+    result_text,
+)
 from scheduler.selectors.timeline import session_events, session_timeline
 from scheduler.selectors.waiting import ReasonView, Waiting, job_waiting
 
@@ -43,8 +49,10 @@ __all__ = [
     "TIMELINE_SPAN",
     "BackendCard",
     "Cluster",
+    "JobResults",
     "ProcessRow",
     "ReasonView",
+    "ResultUnavailable",
     "TreeRow",
     "User",
     "Waiting",
@@ -56,7 +64,9 @@ __all__ = [
     "flow_now",
     "instances_of",
     "job_filter_choices",
-    "job_result_chart",
+    "job_bitstrings",
+    "job_results",
+    "result_text",
     "job_waiting",
     "jobs_table",
     "jobs_visible",
