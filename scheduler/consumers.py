@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
@@ -46,11 +48,20 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         DashboardConsumer.open_count += 1
         await self._send_all(await self._render(None))
 
-    async def disconnect(self, code: int) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # also when the server cancels the socket's task without a disconnect
+            self._uncount()
+
+    def _uncount(self) -> None:
         if getattr(self, "counted", False):
             metrics.WEBSOCKETS.dec()
             DashboardConsumer.open_count -= 1
             self.counted = False
+
+    async def disconnect(self, code: int) -> None:
+        self._uncount()
         await self.channel_layer.group_discard(live.GROUP, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -91,10 +102,13 @@ async def render_shared(
 ) -> list[str]:
     """`render_page`, reusing what another socket rendered (or is rendering) for the change."""
     render = database_sync_to_async(render_page)
-    if change is None or "id" not in change:  # a (re)connect or a filter change: render afresh
-        return await render(page=page, uid=uid, user=user, filters=filters, change=change)
     # Staff see the same pages; a session page also depends on who owns the session.
     viewer = "staff" if user.is_staff and page != "session" else user.pk
+    if change is None:  # a (re)connect
+        page_key: tuple[Any, ...] = (page, uid, viewer, tuple(sorted(filters.items())))
+        return await _render_connect(page_key, page=page, uid=uid, user=user, filters=filters)
+    if "id" not in change:  # a filter change: render afresh
+        return await render(page=page, uid=uid, user=user, filters=filters, change=change)
     key = (change["id"], page, uid, viewer, tuple(sorted(filters.items())))
     shared = _rendered.get(key)
     if shared is None or shared.get_loop() is not asyncio.get_running_loop():
@@ -107,6 +121,43 @@ async def render_shared(
         if len(_rendered) > RENDER_CACHE_SIZE:
             _rendered.popitem(last=False)
     return await asyncio.shield(shared)
+
+
+@dataclass
+class _Connect:
+    render: asyncio.Future[list[str]]
+    reading: threading.Event  # set by the database thread when the render begins to read
+
+
+# Whole pages for sockets that connect: a socket shares a render that has not begun to
+# read the database yet (so it reads everything committed before the socket joined the
+# group, and the socket hears of every later change). When many connect at once (a
+# restart, a storm of reconnects) the renders queue for the database thread, and each
+# one queued serves every socket that joins before it starts, not one.
+_connecting: dict[tuple[Any, ...], _Connect] = {}
+
+
+async def _render_connect(
+    key: tuple[Any, ...], *, page: str, uid: str, user: Any, filters: dict[str, str]
+) -> list[str]:
+    entry = _connecting.get(key)
+    loop = asyncio.get_running_loop()
+    if entry is None or entry.reading.is_set() or entry.render.get_loop() is not loop:
+        reading = threading.Event()
+
+        def read() -> list[str]:
+            reading.set()
+            return render_page(page=page, uid=uid, user=user, filters=filters, change=None)
+
+        entry = _Connect(asyncio.ensure_future(database_sync_to_async(read)()), reading)
+        _connecting[key] = entry
+        entry.render.add_done_callback(partial(_forget_connect, key, entry))
+    return await asyncio.shield(entry.render)
+
+
+def _forget_connect(key: tuple[Any, ...], entry: _Connect, _: object) -> None:
+    if _connecting.get(key) is entry:
+        del _connecting[key]
 
 
 def _forget_failed(key: tuple[Any, ...], render: asyncio.Future[list[str]]) -> None:

@@ -253,3 +253,61 @@ def test_a_failed_render_reaches_its_waiters_and_is_tried_again(
 
     assert [type(outcome) for outcome in first] == [RuntimeError, RuntimeError]
     assert again == ["<div>ok</div>"] and len(calls) == 2
+
+
+def test_sockets_that_connect_together_share_a_render_that_has_not_begun_reading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from scheduler import consumers
+
+    calls: list[int] = []
+    release = threading.Event()
+
+    def render_page(**kwargs: Any) -> list[str]:
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait(5)  # the first render holds the database thread while others join
+        return [f"<div>{len(calls)}</div>"]
+
+    monkeypatch.setattr(consumers, "render_page", render_page)
+    staff = [SimpleNamespace(is_staff=True, pk=n) for n in range(1, 7)]
+
+    def connect_render(user: Any) -> Awaitable[list[str]]:
+        return consumers.render_shared(page="dashboard", uid="", user=user, filters={}, change=None)
+
+    async def storm() -> list[list[str]]:
+        first = asyncio.ensure_future(connect_render(staff[0]))
+        while not calls:  # the first render is reading: no later socket may share it
+            await asyncio.sleep(0.01)
+        later = [asyncio.ensure_future(connect_render(user)) for user in staff[1:]]
+        await asyncio.sleep(0.1)
+        release.set()
+        return [await first, *await asyncio.gather(*later)]
+
+    pages = async_to_sync(storm)()
+
+    assert pages[0] == ["<div>1</div>"]
+    assert pages[1:] == [["<div>2</div>"]] * 5  # one render for the five that joined later
+    assert len(calls) == 2
+
+
+def test_the_open_count_drops_when_a_socket_ends_without_a_disconnect(backend: Any) -> None:
+    from scheduler.consumers import DashboardConsumer
+
+    operator = UserFactory(is_staff=True)
+
+    async def scenario() -> tuple[int, int]:
+        before = DashboardConsumer.open_count
+        communicator = await connect("/ws/live", operator)
+        await receive_until(communicator, lambda text: text.startswith('{"type": "charts"'))
+        during = DashboardConsumer.open_count - before
+        communicator.future.cancel()  # as daphne does to an instance that will not stop
+        with pytest.raises(asyncio.CancelledError):
+            await communicator.future
+        return during, DashboardConsumer.open_count - before
+
+    during, after = async_to_sync(scenario)()
+    assert (during, after) == (1, 0)
