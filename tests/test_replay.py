@@ -1,0 +1,313 @@
+"""`manage.py replay`: a live run on a fake clock, rebuilt from its event log and
+replayed by the memory engine, gives the trace the live system wrote."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from scheduler import models, services
+from scheduler.clock import FakeClock, from_ticks
+from scheduler.policy import model as m
+from scheduler.replay import (
+    first_difference,
+    live_trace,
+    replay_trace,
+    scenario_from_log,
+    trace_events,
+)
+from scheduler.runner import Scheduler
+from scheduler.simulation import parse_scenario
+from tests.factories import BackendFactory, instance, queue_job, record
+
+pytestmark = pytest.mark.django_db
+
+T0 = from_ticks(1_800_000_000_250_000)  # not on a whole second
+SECOND = timedelta(seconds=1)
+
+
+class Live:
+    """Backends sim_a and sim_b and a scheduler ticking on a fake clock; a stand-in
+    executor finishes each job after its modeled time, and fails those named `bad*`."""
+
+    def __init__(self) -> None:
+        self.clock = FakeClock(T0)
+        self.scheduler = self.new_leader()
+        BackendFactory(name="sim_a")
+        BackendFactory(name="sim_b")
+        for path in ("h/a/p", "h/b/p", "h/c/p"):
+            instance(path)
+
+    def new_leader(self) -> Scheduler:
+        """A scheduler process taking the lead: its leader loads the state from the rows."""
+        return Scheduler(clock=self.clock, execute=self._execute, inline=True)
+
+    def _execute(self, program_id: str, params: dict) -> str:
+        if params["job"].startswith("bad"):
+            raise RuntimeError("the circuit could not be simulated")
+        return "{}"
+
+    def at(self, seconds: float) -> datetime:
+        return T0 + seconds * SECOND
+
+    def submit(self, job: str, seconds: float, *, inst: str = "h/a/p", **extra: Any) -> None:
+        queue_job(job, inst=inst, at=self.clock.now(), expected=seconds, **extra)
+        self.scheduler.tick()
+
+    def act(self, *actions: m.Action) -> None:
+        for action in actions:
+            record(action, at=self.clock.now())
+        self.scheduler.tick()
+
+    def run_until(self, seconds: float) -> None:
+        end = self.at(seconds)
+        while True:
+            wake = self.scheduler.tick()
+            if wake is None or wake > end:
+                self.clock.set(end)
+                self.scheduler.tick()
+                return
+            self.clock.set(max(wake, self.clock.now()))
+
+    def job(self, uid: str) -> models.Job:
+        return models.Job.objects.get(uid=uid)
+
+
+@pytest.fixture
+def live(settings: Any) -> Live:
+    settings.QDASH_EAGER_LEADER = False
+    settings.QDASH_APPLY_WAIT = 0
+    return Live()
+
+
+def busy_run(live: Live) -> None:
+    """Sessions both ways (dedicated and batch, created alone and with a first job), a
+    reservation window, cancels of queued and running jobs, a close and a session
+    cancel, a pause, an executor failure and two leader changes."""
+    reserved = models.Reservation.objects.create(
+        backend=models.Backend.objects.get(name="sim_a"),
+        instance=instance("h/b/p"),
+        start=live.at(30),
+        end=live.at(90),
+    )
+    live.act(m.CreateSession(session="dedicated", instance="h/a/p", backend="sim_a"))
+    live.submit("d1", 7.5, session="dedicated")
+    live.submit("f1", 12, inst="h/c/p")
+    live.submit("f2", 4, inst="h/c/p", backend="sim_b")
+    live.clock.set(live.at(1.000001))
+    live.act(
+        m.CreateSession(
+            session="batch", instance="h/c/p", backend="sim_b", mode=m.BATCH, max_ttl=400_000_000
+        )
+    )
+    live.submit("bt1", 3, inst="h/c/p", backend="sim_b", session="batch")
+    live.submit("bt2", 3, inst="h/c/p", backend="sim_b", session="batch")
+    live.submit("bad1", 5, inst="h/a/p", backend="sim_b")
+    live.run_until(20)
+    live.submit("d2", 5, session="dedicated", max_execution_time=100)
+    live.submit("r1", 10, inst="h/b/p", start_session=True, session="reserved")
+    live.submit("r2", 10, inst="h/b/p", session="reserved")
+    live.submit("long", 500, inst="h/c/p", backend="sim_b")
+    live.run_until(25)
+
+    live.scheduler = live.new_leader()  # a leader change in a busy queue
+    live.run_until(33.5)
+    services.jobs_cancel(job=live.job("long"), clock=live.clock)  # running
+    live.submit("f3", 6, inst="h/a/p")
+    live.submit("f4", 6, inst="h/c/p")
+    live.clock.set(live.at(34))
+    services.jobs_cancel(job=live.job("f4"), clock=live.clock)  # queued
+    backend_b = models.Backend.objects.get(name="sim_b")
+    services.backends_set_status(backend=backend_b, status=m.PAUSED, clock=live.clock)
+    live.submit("b_paused", 2, inst="h/a/p", backend="sim_b")
+    live.run_until(50)
+    services.backends_set_status(backend=backend_b, status=m.ONLINE, clock=live.clock)
+    services.sessions_close(session=models.Session.objects.get(uid="dedicated"), clock=live.clock)
+    live.submit("r3", 10, inst="h/b/p", session="reserved")
+    live.run_until(70)
+
+    live.scheduler = live.new_leader()  # and another
+    live.act(m.CreateSession(session="gone", instance="h/c/p", backend="sim_b"))
+    live.submit("g1", 50, inst="h/c/p", backend="sim_b", session="gone")
+    live.submit("g2", 50, inst="h/c/p", backend="sim_b", session="gone")
+    live.run_until(75)
+    services.sessions_cancel(session=models.Session.objects.get(uid="gone"), clock=live.clock)
+    live.run_until(400)
+    assert reserved.pk
+
+
+def test_a_live_run_with_failovers_replays_identically(live: Live) -> None:
+    busy_run(live)
+    # The run did what the test means it to do.
+    assert live.job("long").status == m.CANCELLED and live.job("long").started_at
+    assert live.job("f4").status == m.CANCELLED and live.job("f4").started_at is None
+    assert live.job("bad1").status == m.FAILED and live.job("bad1").error == "execution_failed"
+    assert live.job("r1").lane == m.RESERVATION
+    assert models.Session.objects.get(uid="reserved").closed_reason == m.CLOSED_RESERVATION_ENDED
+    assert models.Session.objects.get(uid="gone").closed_reason == m.CLOSED_CANCELLED
+    assert models.Session.objects.get(uid="dedicated").closed_reason == m.CLOSED_BY_USER
+    assert models.Session.objects.get(uid="batch").mode == m.BATCH
+
+    out = StringIO()
+    call_command("replay", stdout=out)
+
+    jobs = models.Job.objects.count()
+    assert out.getvalue().strip() == f"identical: {jobs} jobs, 4 sessions"
+
+
+def test_the_rebuilt_scenario_takes_inputs_and_run_times_from_the_record(live: Live) -> None:
+    busy_run(live)
+
+    document = scenario_from_log()
+    scenario = parse_scenario(json.dumps(document))  # a valid scenario
+
+    assert document["origin"] == from_ticks(1_800_000_000_000_000).isoformat()
+    submits = {e["submit"]["job"]: e for e in document["events"] if "submit" in e}
+    assert submits["d1"]["at"] == 0.25 and submits["d1"]["submit"]["duration"] == 7.5
+    assert submits["bt1"]["at"] == 1.250001  # exact to the microsecond
+    assert submits["long"]["submit"]["duration"] is None  # cancelled while running
+    assert {"at": 34.25, "cancel_job": "f4"} in document["events"]
+    assert {"at": 33.75, "cancel_job": "long"} in document["events"]
+    assert submits["bad1"]["submit"]["fails"] == "execution_failed"  # its executor failed it
+    assert submits["bad1"]["submit"]["duration"] == 0  # at once
+    created = {
+        e["create_session"]["session"]: e["create_session"]
+        for e in document["events"]
+        if "create_session" in e
+    }
+    assert created["batch"]["mode"] == m.BATCH and created["batch"]["max_ttl"] == 400
+    assert "max_ttl" not in created["dedicated"]  # its first job fixed it
+    assert [e["backend_status"]["status"] for e in document["events"] if "backend_status" in e] == [
+        m.PAUSED,
+        m.ONLINE,
+    ]
+    assert [(r["start"], r["end"]) for r in document["reservations"]] == [(30.25, 90.25)]
+    assert scenario.until is not None and document["until"] == live_trace(document)["end_time"]
+
+
+def test_a_run_cut_off_with_jobs_running_and_queued_replays_up_to_its_last_instant(
+    live: Live,
+) -> None:
+    live.submit("a1", 10)
+    live.submit("a2", 10)
+    live.submit("b1", 10, inst="h/b/p")
+    live.run_until(12)
+
+    trace = live_trace(scenario_from_log())
+    assert {j: trace["jobs"][j]["status"] for j in ("a1", "b1", "a2")} == {
+        "a1": m.COMPLETED,
+        "b1": m.RUNNING,
+        "a2": m.QUEUED,
+    }
+    out = StringIO()
+    call_command("replay", "--check", stdout=out)
+    assert out.getvalue().strip() == "identical: 3 jobs, 0 sessions"
+
+
+def test_a_tampered_start_is_reported_as_the_first_difference(live: Live, tmp_path: Path) -> None:
+    busy_run(live)
+    moved = live.job("f3")
+    started = models.Event.objects.get(kind="job_started", job=moved)
+    later = timedelta(seconds=1)
+    models.Job.objects.filter(pk=moved.pk).update(
+        started_at=moved.started_at + later, ended_at=moved.ended_at + later
+    )
+    models.Event.objects.filter(pk=started.pk).update(at=started.at + later)
+
+    out = StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("replay", "--check", "--trace", str(tmp_path / "live.json"), stdout=out)
+
+    assert exit_status.value.code == 1
+    report = out.getvalue()
+    at = (moved.started_at - from_ticks(1_800_000_000_000_000)) / SECOND
+    assert report.splitlines()[0].startswith("first difference at event ")
+    assert f"expected: job f3 started on sim_a from the fair_share lane at {at:g}" in report
+    assert f"live:     job f3 started on sim_a from the fair_share lane at {at + 1:g}" in report
+    written = json.loads((tmp_path / "live.json").read_text())
+    assert written["jobs"]["f3"]["started_at"] == at + 1
+
+
+def test_a_changed_outcome_is_reported_with_its_job(live: Live) -> None:
+    busy_run(live)
+    document = scenario_from_log()
+    expected = replay_trace(document)
+    models.Job.objects.filter(uid="r2").update(lane=m.FAIR_SHARE)
+
+    difference = first_difference(expected, live_trace(document))
+
+    assert difference is not None and difference.subject == "job r2"
+    assert "from the reservation lane" in difference.expected
+    assert "from the fair_share lane" in difference.live
+    index = difference.index
+    assert (
+        index is not None
+        and trace_events(expected)[:index] == trace_events(live_trace(document))[:index]
+    )
+
+
+def test_without_check_a_difference_is_reported_but_exits_0(live: Live) -> None:
+    live.submit("a1", 10)
+    live.run_until(20)
+    models.Job.objects.filter(uid="a1").update(ended_at=live.at(11))
+
+    out = StringIO()
+    call_command("replay", stdout=out)  # no SystemExit
+
+    assert out.getvalue().splitlines()[:3] == [
+        "first difference at event 2:",
+        "  expected: no further event",
+        "  live:     job a1 Completed at 11.25",
+    ]
+
+
+def test_an_empty_log_is_a_one_line_error(capsys: pytest.CaptureFixture[str]) -> None:
+    err = StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("replay", "--check", stderr=err)
+    assert exit_status.value.code == 2
+    assert err.getvalue().strip() == "replay: the event log is empty: no live run to replay"
+
+
+def test_a_bad_output_path_is_a_one_line_error(live: Live, tmp_path: Path) -> None:
+    live.submit("a1", 1)
+    live.run_until(5)
+    err = StringIO()
+    with pytest.raises(SystemExit) as exit_status:
+        call_command("replay", "--out", str(tmp_path / "no" / "such.json"), stderr=err)
+    assert exit_status.value.code == 2
+    assert err.getvalue().count("\n") == 1
+    assert "such.json: No such file or directory" in err.getvalue()
+
+
+def test_identical_traces_have_no_difference() -> None:
+    trace = {
+        "jobs": {
+            "j": {
+                "status": "Completed",
+                "backend": "b",
+                "session": None,
+                "lane": "fair_share",
+                "submitted_at": 0,
+                "started_at": 0,
+                "ended_at": 1,
+                "error": None,
+            }
+        },
+        "sessions": {},
+        "starts": {"b": [[0, "j"]]},
+        "usage": {"h/g/p": 1},
+        "end_time": 1,
+    }
+    other = json.loads(json.dumps(trace))
+    assert first_difference(trace, other) is None
+    other["usage"]["h/g/p"] = 2
+    difference = first_difference(trace, other)
+    assert difference is not None
+    assert (difference.index, difference.subject) == (None, "usage of h/g/p")
