@@ -426,8 +426,9 @@ class MemoryEngine:
     """The pure policy, keeping the order in which backends start jobs.
 
     A job the scenario says `fails` runs with no known end; its executor's report
-    (a failure with that code, its duration after it started) applies after the
-    other actions of its instant, as the live leader applies executors' reports.
+    (a failure with that code, its duration after it started) applies first among
+    the actions of its instant, as the live leader applies executors' reports (one
+    due at the instant the job started, a zero duration, in a second pass there).
     """
 
     scenario: Scenario
@@ -441,19 +442,25 @@ class MemoryEngine:
         self.starts = {b.name: [] for b in self.scenario.backends}
 
     def run_instant(self, t: int, actions: Sequence[m.Action]) -> list[m.Outcome]:
-        if self.scenario.failures:
-            actions = [self._unknown_end(a) for a in actions]
+        if not self.scenario.failures:
+            instant = self.policy.run_instant(t, actions, log=False)
+            self._started(instant.started)
+            return instant.outcomes
+        reports = self._due_reports(t)
+        actions = reports + [self._unknown_end(a) for a in actions]
         instant = self.policy.run_instant(t, actions, log=False)
         self._started(instant.started)
+        while late := self._due_reports(t):  # jobs that started at t and failed at once
+            self._started(self.policy.run_instant(t, late, log=False).started)
+        return instant.outcomes[len(reports) :]
+
+    def _due_reports(self, t: int) -> list[m.Action]:
         reports = self._reports
+        due: list[m.Action] = []
         while reports and reports[0][0] <= t:
-            failures = self.scenario.failures
-            due = []
-            while reports and reports[0][0] <= t:
-                job = heapq.heappop(reports)[1]
-                due.append(m.FinishJob(job, m.FAILED, failures[job]))
-            self._started(self.policy.run_instant(t, due, log=False).started)
-        return instant.outcomes
+            job = heapq.heappop(reports)[1]
+            due.append(m.FinishJob(job, m.FAILED, self.scenario.failures[job]))
+        return due
 
     def _unknown_end(self, action: m.Action) -> m.Action:
         if not isinstance(action, m.Submit) or action.job not in self.scenario.failures:

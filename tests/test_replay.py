@@ -175,7 +175,7 @@ def test_the_rebuilt_scenario_takes_inputs_and_run_times_from_the_record(live: L
     assert {"at": 34.25, "cancel_job": "f4"} in document["events"]
     assert {"at": 33.75, "cancel_job": "long"} in document["events"]
     assert submits["bad1"]["submit"]["fails"] == "execution_failed"  # its executor failed it
-    assert submits["bad1"]["submit"]["duration"] == 0  # at once
+    assert submits["bad1"]["submit"]["duration"] == 0.000001  # reported just after it started
     created = {
         e["create_session"]["session"]: e["create_session"]
         for e in document["events"]
@@ -311,3 +311,121 @@ def test_identical_traces_have_no_difference() -> None:
     difference = first_difference(trace, other)
     assert difference is not None
     assert (difference.index, difference.subject) == (None, "usage of h/g/p")
+
+
+def test_an_input_committed_after_its_instant_was_decided_replays_identically(
+    live: Live,
+) -> None:
+    """A submission stamped at an instant the leader has already decided (its web
+    process committed it late) applies after that instant: the replay sees the same
+    order of decisions."""
+    live.submit("a1", 10)  # h/a/p: runs 0 - 10
+    live.submit("a2", 10)
+    live.run_until(10)  # the leader decides the instant a1 ends: a2 starts
+    assert live.job("a2").status == m.RUNNING
+    queue_job("c1", inst="h/c/p", at=live.at(10), expected=5)  # committed only now
+    live.scheduler.tick()
+    live.run_until(60)
+
+    assert live.job("c1").submitted_at == live.at(10) + timedelta(microseconds=1)
+    assert live.job("c1").started_at == live.at(20)
+    out = StringIO()
+    call_command("replay", "--check", stdout=out)
+    assert out.getvalue().strip() == "identical: 3 jobs, 0 sessions"
+
+
+def test_an_input_applied_after_a_leader_change_replays_identically(live: Live) -> None:
+    """A new leader applies an input stamped before the last instant its predecessor
+    decided after that instant, not in its past."""
+    live.submit("a1", 10)
+    live.submit("a2", 10)
+    live.run_until(10)  # a1 ends and a2 starts at 10
+    late = live.at(5)
+    queue_job("c1", inst="h/c/p", at=late, expected=5)  # stamped long before
+    live.scheduler = live.new_leader()
+    live.run_until(60)
+
+    assert live.job("c1").submitted_at == live.at(10) + timedelta(microseconds=1)
+    out = StringIO()
+    call_command("replay", "--check", stdout=out)
+    assert out.getvalue().strip() == "identical: 3 jobs, 0 sessions"
+
+
+def simulated(events: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    document = {"backends": [{"name": "b"}], "events": events, **extra}
+    return replay_trace(document)
+
+
+def test_a_job_that_fails_runs_its_duration_then_fails_with_its_code() -> None:
+    trace = simulated(
+        [
+            {
+                "at": 0,
+                "submit": {
+                    "job": "x",
+                    "instance": "h/g/p",
+                    "backend": "b",
+                    "duration": 5,
+                    "fails": "execution_failed",
+                },
+            },
+            {
+                "at": 0,
+                "submit": {
+                    "job": "y",
+                    "instance": "h/g/p",
+                    "backend": "b",
+                    "duration": 0,
+                    "fails": "execution_failed",
+                },
+            },
+            {"at": 0, "submit": {"job": "z", "instance": "h/g/p", "backend": "b", "duration": 1}},
+        ]
+    )
+    jobs = trace["jobs"]
+    assert [
+        (jobs[j]["status"], jobs[j]["started_at"], jobs[j]["ended_at"], jobs[j]["error"])
+        for j in "xyz"
+    ] == [
+        (m.FAILED, 0, 5, "execution_failed"),
+        (m.FAILED, 5, 5, "execution_failed"),
+        (m.COMPLETED, 5, 6, None),
+    ]
+
+
+def test_a_job_without_a_duration_runs_until_it_is_cancelled_or_reaches_its_limit() -> None:
+    trace = simulated(
+        [
+            {
+                "at": 0,
+                "submit": {
+                    "job": "x",
+                    "instance": "h/g/p",
+                    "backend": "b",
+                    "duration": None,
+                    "max_execution_time": 30,
+                },
+            },
+            {
+                "at": 0,
+                "submit": {"job": "y", "instance": "h/g/p", "backend": "b", "duration": None},
+            },
+            {"at": 40, "cancel_job": "y"},
+        ]
+    )
+    x, y = trace["jobs"]["x"], trace["jobs"]["y"]
+    assert (x["status"], x["ended_at"], x["error"]) == (m.FAILED, 30, m.MAX_EXECUTION_TIME_EXCEEDED)
+    assert (y["status"], y["started_at"], y["ended_at"]) == (m.CANCELLED, 30, 40)
+
+
+def test_a_run_stops_at_until_with_what_is_running_and_queued() -> None:
+    trace = simulated(
+        [
+            {"at": 0, "submit": {"job": "x", "instance": "h/g/p", "backend": "b", "duration": 10}},
+            {"at": 0, "submit": {"job": "y", "instance": "h/g/p", "backend": "b", "duration": 10}},
+            {"at": 30, "cancel_job": "y"},
+        ],
+        until=15,
+    )
+    assert [trace["jobs"][j]["status"] for j in "xy"] == [m.COMPLETED, m.RUNNING]
+    assert trace["end_time"] == 10 and trace["usage"] == {"h/g/p": 10}
