@@ -429,3 +429,17 @@ def test_a_run_stops_at_until_with_what_is_running_and_queued() -> None:
     )
     assert [trace["jobs"][j]["status"] for j in "xy"] == [m.COMPLETED, m.RUNNING]
     assert trace["end_time"] == 10 and trace["usage"] == {"h/g/p": 10}
+
+
+def test_the_db_engine_refuses_keys_it_does_not_run() -> None:
+    from scheduler.simulation import ScenarioError
+    from scheduler.simulation_db import DbEngine
+
+    job = {"job": "x", "instance": "h/g/p", "backend": "b", "duration": 1}
+    failing = {"backends": [{"name": "b"}], "events": [{"at": 0, "submit": {**job, "fails": "e"}}]}
+    window = {"id": "r", "backend": "b", "instance": "h/g/p", "start": 1, "end": 2}
+    moved = {"backends": [{"name": "b"}], "events": [{"at": 0, "put_reservation": window}]}
+
+    for document, key in ((failing, "fails"), (moved, "put_reservation")):
+        with pytest.raises(ScenarioError, match=key):
+            DbEngine(parse_scenario(json.dumps(document)))
