@@ -443,3 +443,81 @@ def test_the_db_engine_refuses_keys_it_does_not_run() -> None:
     for document, key in ((failing, "fails"), (moved, "put_reservation")):
         with pytest.raises(ScenarioError, match=key):
             DbEngine(parse_scenario(json.dumps(document)))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_traffic_with_late_inputs_and_leader_changes_replays_identically(
+    live: Live, seed: int
+) -> None:
+    """Submissions (some stamped before the instant the leader reached, as a web
+    process that commits late), sessions both ways, cancels, closes, pauses,
+    executor failures and leader changes at random points."""
+    import random
+
+    rng = random.Random(seed)
+    sessions: list[str] = []
+    jobs: list[str] = []
+    elapsed = 0.0
+    for n in range(45):
+        roll = rng.random()
+        now = live.clock.now()
+        if roll < 0.4 or not jobs:
+            uid = f"{'bad' if rng.random() < 0.1 else 'j'}{n}"
+            extra: dict[str, Any] = {}
+            if sessions and rng.random() < 0.4:
+                extra["session"] = rng.choice(sessions)
+            elif rng.random() < 0.15:
+                extra = {"start_session": True, "session": f"s{n}"}
+                sessions.append(f"s{n}")
+            stamped = now - rng.choice([0, 0, 0.5, 2]) * SECOND  # committed late
+            session = extra.get("session")
+            inst = (
+                models.Session.objects.get(uid=session).instance.path
+                if session and not extra.get("start_session")
+                else rng.choice(["h/a/p", "h/b/p", "h/c/p"])
+            )
+            backend = (
+                models.Session.objects.get(uid=session).backend.name
+                if session and not extra.get("start_session")
+                else rng.choice(["sim_a", "sim_b"])
+            )
+            queue_job(
+                uid,
+                inst=inst,
+                backend=backend,
+                at=stamped,
+                expected=rng.choice([0.5, 1, 3, 8, 20]),
+                **extra,
+            )
+            jobs.append(uid)
+        elif roll < 0.5:
+            mode = rng.choice([m.DEDICATED, m.BATCH])
+            name = f"s{n}"
+            backend = rng.choice(["sim_a", "sim_b"])
+            inst = rng.choice(["h/a/p", "h/b/p", "h/c/p"])
+            record(m.CreateSession(session=name, instance=inst, backend=backend, mode=mode), at=now)
+            sessions.append(name)
+        elif roll < 0.6:
+            record(m.CancelJob(rng.choice(jobs)), at=now)
+        elif roll < 0.66 and sessions:
+            name = rng.choice(sessions)
+            action = m.CloseSession(name) if rng.random() < 0.7 else m.CancelSession(name)
+            record(action, at=now)
+        elif roll < 0.72:
+            backend = models.Backend.objects.get(name=rng.choice(["sim_a", "sim_b"]))
+            status = m.PAUSED if backend.status == m.ONLINE else m.ONLINE
+            record(m.SetBackendStatus(backend.name, status), at=now)
+        elif roll < 0.8:
+            live.scheduler = live.new_leader()
+        if rng.random() < 0.7:
+            live.scheduler.tick()
+        if rng.random() < 0.5:
+            elapsed += rng.choice([0.25, 1, 4, 10])
+            live.run_until(elapsed)
+    for name in ("sim_a", "sim_b"):
+        record(m.SetBackendStatus(name, m.ONLINE), at=live.clock.now())
+    live.run_until(elapsed + 400)
+
+    out = StringIO()
+    call_command("replay", stdout=out)
+    assert out.getvalue().startswith("identical: "), out.getvalue()
