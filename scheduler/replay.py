@@ -19,12 +19,13 @@ and equal decisions compare equal.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Sum
 
 from scheduler import engine, models
@@ -68,6 +69,41 @@ class _Logged:
     at: int
     order: int
     event: dict[str, Any]
+
+
+@contextmanager
+def snapshot() -> Iterator[None]:
+    """One consistent view of the database for everything read inside (on PostgreSQL
+    a repeatable-read transaction; SQLite's transactions see one state already).
+    Inside a transaction already open, that transaction's view is the one read."""
+    fresh = not connection.in_atomic_block
+    with transaction.atomic():
+        if fresh and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        yield
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A live run rebuilt, replayed and read back."""
+
+    scenario: dict[str, Any]
+    expected: dict[str, Any]  # the memory engine's trace of the scenario
+    live: dict[str, Any]  # what the live system did
+
+    @property
+    def difference(self) -> Difference | None:
+        return first_difference(self.expected, self.live)
+
+
+def replay_live_run(settings: m.Settings | None = None) -> Replay:
+    """Rebuild the scenario of the run the database holds and read its live trace
+    from one snapshot, then replay the scenario with the memory engine."""
+    with snapshot():
+        document = scenario_from_log(settings)
+        live = live_trace(document)
+    return Replay(scenario=document, expected=replay_trace(document), live=live)
 
 
 # ------------------------------------------------------------------ scenario

@@ -521,3 +521,18 @@ def test_random_traffic_with_late_inputs_and_leader_changes_replays_identically(
     out = StringIO()
     call_command("replay", stdout=out)
     assert out.getvalue().startswith("identical: "), out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_reads_one_snapshot_outside_a_transaction(settings: Any) -> None:
+    settings.QDASH_EAGER_LEADER = False
+    settings.QDASH_APPLY_WAIT = 0
+    live = Live()
+    live.submit("a1", 3)
+    live.submit("b1", 3, inst="h/b/p")
+    live.run_until(10)
+
+    out = StringIO()
+    call_command("replay", "--check", stdout=out)
+
+    assert out.getvalue().strip() == "identical: 2 jobs, 0 sessions"

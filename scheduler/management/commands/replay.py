@@ -11,14 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError
 
-from scheduler.replay import (
-    ReplayError,
-    first_difference,
-    live_trace,
-    replay_trace,
-    scenario_from_log,
-    summary,
-)
+from scheduler.replay import ReplayError, replay_live_run, summary
 from scheduler.simulation import ScenarioError, dump_trace
 
 
@@ -37,13 +30,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            document = scenario_from_log()
-            live = live_trace(document)
-            expected = replay_trace(document)
+            replay = replay_live_run()
             if options["out"]:
-                Path(options["out"]).write_text(json.dumps(document, indent=1) + "\n")
+                Path(options["out"]).write_text(json.dumps(replay.scenario, indent=1) + "\n")
             if options["trace"]:
-                dump_trace(live, options["trace"])
+                dump_trace(replay.live, options["trace"])
         except (ReplayError, ScenarioError) as error:
             self.stderr.write(f"replay: {error}")
             sys.exit(2)
@@ -54,9 +45,9 @@ class Command(BaseCommand):
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
             self.stderr.write(f"replay: cannot read the database: {first}")
             sys.exit(2)
-        difference = first_difference(expected, live)
+        difference = replay.difference
         if difference is None:
-            self.stdout.write(f"identical: {summary(live)}")
+            self.stdout.write(f"identical: {summary(replay.live)}")
             return
         self.stdout.write(str(difference))
         if options["check"]:
