@@ -432,8 +432,13 @@ class Leader:
                 session_row.accepting_jobs,
             )
         jobs = []
+        applied = _application_order([row.pk for row in job_rows])
         for row in job_rows:
-            jobs.append(job_from_row(row, sessions.get(row.session_id or 0)))
+            job = job_from_row(row, sessions.get(row.session_id or 0))
+            if row.pk in applied:  # equal submission times break as they did before
+                job.seq = applied[row.pk]
+                job.key = (job.submitted_at, job.seq)
+            jobs.append(job)
             self.jobs[row.uid] = (row.pk, row.status)
         holds = {
             b.name: (sessions[b.hold_session_id].id, to_ticks(b.hold_since))
@@ -733,6 +738,19 @@ class Leader:
 SESSION_KINDS = (Kind.CLOSE_SESSION, Kind.CANCEL_SESSION)
 # Events that decide their instant: an input arriving later for it applies just after.
 DECISIONS = frozenset({"job_started", "timer_fired"})
+
+
+def _application_order(pks: list[int], chunk: int = 10_000) -> dict[int, int]:
+    """Job pk -> the id of its `job_submitted` event: the order the leader applied the
+    submissions in (web processes may create job rows in another order)."""
+    order: dict[int, int] = {}
+    for i in range(0, len(pks), chunk):
+        order.update(
+            models.Event.objects.filter(kind="job_submitted", job_id__in=pks[i : i + chunk])
+            .values_list("job_id", "id")
+            .iterator()
+        )
+    return order
 
 
 def _instant(row: models.Input, floor: int | None, now: int) -> int:

@@ -536,3 +536,39 @@ def test_the_command_reads_one_snapshot_outside_a_transaction(settings: Any) -> 
     call_command("replay", "--check", stdout=out)
 
     assert out.getvalue().strip() == "identical: 2 jobs, 0 sessions"
+
+
+def test_a_new_leader_breaks_equal_submission_times_in_the_order_they_were_applied(
+    live: Live,
+) -> None:
+    """Two web processes created their job rows in one order and committed their
+    inputs in the other; a new leader still starts them in the order applied."""
+    from django.db import transaction
+
+    from scheduler import inputs
+
+    live.submit("first", 10)
+    backend = models.Backend.objects.get(name="sim_a")
+    node = instance("h/a/p")
+    with transaction.atomic():
+        rows = {
+            uid: models.Job.objects.create(
+                uid=uid,
+                backend=backend,
+                instance=node,
+                params={"job": uid},
+                submitted_at=live.clock.now(),
+                expected_duration=timedelta(seconds=5),
+            )
+            for uid in ("made_first", "made_second")
+        }
+        for uid in ("made_second", "made_first"):  # committed in the other order
+            inputs.record(models.Input.Kind.SUBMIT, at=live.clock.now(), job=rows[uid])
+    live.scheduler.tick()
+    live.scheduler = live.new_leader()
+    live.run_until(60)
+
+    assert live.job("made_second").started_at == live.at(10)
+    out = StringIO()
+    call_command("replay", "--check", stdout=out)
+    assert out.getvalue().strip() == "identical: 3 jobs, 0 sessions"
