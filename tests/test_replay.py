@@ -572,3 +572,19 @@ def test_a_new_leader_breaks_equal_submission_times_in_the_order_they_were_appli
     out = StringIO()
     call_command("replay", "--check", stdout=out)
     assert out.getvalue().strip() == "identical: 3 jobs, 0 sessions"
+
+
+def test_a_submission_the_leader_refuses_replays_as_rejected(live: Live) -> None:
+    live.act(m.CreateSession(session="s", instance="h/a/p", backend="sim_a"))
+    live.submit("in", 2, session="s")
+    live.run_until(5)
+    live.act(m.CloseSession("s"))
+    live.clock.set(live.at(6))
+    queue_job("late", inst="h/a/p", at=live.at(5), expected=2, session="s")  # raced the close
+    live.run_until(10)
+
+    document = scenario_from_log()
+    trace = live_trace(document)
+    assert trace["jobs"]["late"]["status"] == "Rejected"
+    assert trace["jobs"]["late"]["error"] == m.SESSION_CLOSED
+    assert first_difference(replay_trace(document), trace) is None
