@@ -104,8 +104,12 @@ class _Sample:
 class Leader:
     """The scheduler leader's memory: the policy, and the rows as it last wrote them."""
 
-    def __init__(self, *, settings: m.Settings | None = None) -> None:
+    def __init__(self, *, settings: m.Settings | None = None, resumes: bool = False) -> None:
         self.settings = settings or policy_settings()
+        # A leader that takes over a running system (`resumes`) never applies anything
+        # before the last instant already decided (the last one in the event log).
+        self.resumes = resumes
+        self.decided: int | None = None  # last instant at which a job started or a timer fired
         self.policy: Policy | None = None
         self.jobs: dict[str, tuple[int, str]] = {}  # uid -> (pk, status written)
         self.sessions: dict[str, tuple[int, str, bool]] = {}  # uid -> (pk, state, accepting)
@@ -122,11 +126,16 @@ class Leader:
         *,
         job_fields: Mapping[str, dict[str, Any]] | None = None,
         session_fields: Mapping[str, dict[str, Any]] | None = None,
+        reports: Sequence[m.FinishJob] = (),
         drain: bool = False,
         attempts: int = 3,
     ) -> StepReport:
         """Apply the committed inputs, then `timed` batches of actions at their instants,
         then everything due up to `now`, and write the changes in one transaction.
+
+        `reports` are executors' reports of jobs' ends, applied at `now` (or, if that
+        instant is decided already, at the next microsecond) before the inputs of
+        that instant, in the same pass.
 
         `job_fields` and `session_fields` give the columns (owner, program, inputs)
         of jobs and sessions that actions in `timed` create, by their id. With
@@ -135,7 +144,9 @@ class Leader:
         """
         for attempt in range(attempts):
             try:
-                return self._attempt(now, timed, job_fields or {}, session_fields or {}, drain)
+                return self._attempt(
+                    now, timed, job_fields or {}, session_fields or {}, reports, drain
+                )
             except Conflict:
                 log.warning("scheduler step conflicted; reloading the state")
                 self.policy = None
@@ -152,6 +163,7 @@ class Leader:
         timed: Sequence[tuple[int, Sequence[m.Action]]],
         job_fields: Mapping[str, dict[str, Any]],
         session_fields: Mapping[str, dict[str, Any]],
+        reports: Sequence[m.FinishJob],
         drain: bool,
     ) -> StepReport:
         phases: dict[str, float] = {}
@@ -165,7 +177,7 @@ class Leader:
             assert policy is not None
             merged = m.Instant()
             rows = self._read_inputs(policy)
-            refused = self._apply_inputs(policy, rows, now, merged)
+            refused = self._apply_inputs(policy, rows, now, merged, reports)
             outcomes: list[m.Outcome] = []
             self._recall_sessions(policy, _named_sessions(timed))
             for t, actions in timed:
@@ -180,6 +192,7 @@ class Leader:
                     break
                 merged.extend(policy.run_instant(due))
                 now = due
+            self._note_decisions(merged)
             phases["apply"] = time.perf_counter() - clock - sum(phases.values())
             changed = self._save(merged, refused, job_fields, session_fields, now)
             if rows:
@@ -199,6 +212,11 @@ class Leader:
 
     def next_due(self) -> int | None:
         return None if self.policy is None else self.policy.next_due()
+
+    def _note_decisions(self, instant: m.Instant) -> None:
+        for event in instant.events:
+            if event.kind in DECISIONS and (self.decided is None or event.at > self.decided):
+                self.decided = event.at
 
     # ----------------------------------------------------------------- inputs
     def _read_inputs(self, policy: Policy) -> list[tuple[models.Input, m.Action | None]]:
@@ -313,15 +331,30 @@ class Leader:
         rows: list[tuple[models.Input, m.Action | None]],
         now: int,
         merged: m.Instant,
+        reports: Sequence[m.FinishJob] = (),
     ) -> list[tuple[models.Job, int, str]]:
-        """Apply inputs in order, those of one instant together; returns the refused
-        submissions (their job, when, why)."""
+        """Apply inputs in order, those of one instant together, and `reports` at `now`
+        first in the pass of their instant; returns the refused submissions (their
+        job, when, why).
+
+        Time never goes back, and an instant is decided in one pass (docs/rules.md,
+        "One instant"): an input stamped at or before an instant at which a job
+        already started or a timer already fired (its web process committed it after
+        the leader's step, or it waited for a new leader) applies at the next
+        microsecond, and so do reports arriving for such an instant.
+        """
         refused = []
+        waiting = list(reports)
         i = 0
-        while i < len(rows):
-            at = min(max(to_ticks(rows[i][0].at), policy.now or 0), now)
+        while i < len(rows) or waiting:
+            floors = [policy.now, None if self.decided is None else self.decided + 1]
+            floor = max((f for f in floors if f is not None), default=None)
+            if i < len(rows):
+                at = _instant(rows[i][0], floor, now)
+            else:
+                at = now if floor is None else max(now, floor)
             batch = []
-            while i < len(rows) and min(max(to_ticks(rows[i][0].at), policy.now or 0), now) == at:
+            while i < len(rows) and _instant(rows[i][0], floor, now) == at:
                 batch.append(rows[i])
                 i += 1
             for row, _ in batch:  # rows the web process wrote with the input
@@ -329,10 +362,14 @@ class Leader:
                     self.jobs[row.job.uid] = (row.job.pk, m.QUEUED)
                 if row.session is not None:
                     self.sessions[row.session.uid] = (row.session.pk, m.OPEN, True)
-            actions = [action for _, action in batch if action is not None]
+            given: list[m.Action] = []
+            if waiting and at >= now:
+                given, waiting = list(waiting), []
+            actions = given + [action for _, action in batch if action is not None]
             instant = policy.run_instant(at, actions)
+            self._note_decisions(instant)
             merged.extend(instant)
-            answered = iter(instant.outcomes)
+            answered = iter(instant.outcomes[len(given) :])
             for row, action in batch:
                 if action is None:
                     continue
@@ -395,8 +432,13 @@ class Leader:
                 session_row.accepting_jobs,
             )
         jobs = []
+        applied = _application_order([row.pk for row in job_rows])
         for row in job_rows:
-            jobs.append(job_from_row(row, sessions.get(row.session_id or 0)))
+            job = job_from_row(row, sessions.get(row.session_id or 0))
+            if row.pk in applied:  # equal submission times break as they did before
+                job.seq = applied[row.pk]
+                job.key = (job.submitted_at, job.seq)
+            jobs.append(job)
             self.jobs[row.uid] = (row.pk, row.status)
         holds = {
             b.name: (sessions[b.hold_session_id].id, to_ticks(b.hold_since))
@@ -404,6 +446,11 @@ class Leader:
             if b.hold_session_id in sessions and b.hold_since is not None
         }
         policy.restore(sessions.values(), jobs, holds)
+        self.decided = None
+        if self.resumes:  # what the previous leader decided last is in the log
+            last = models.Event.objects.aggregate(last=Max("at"))["last"]
+            if last is not None:
+                policy.now = self.decided = to_ticks(last)
         self._load_samples()
         self.policy = policy
         self.loads += 1
@@ -689,6 +736,28 @@ class Leader:
 
 
 SESSION_KINDS = (Kind.CLOSE_SESSION, Kind.CANCEL_SESSION)
+# Events that decide their instant: an input arriving later for it applies just after.
+DECISIONS = frozenset({"job_started", "timer_fired"})
+
+
+def _application_order(pks: list[int], chunk: int = 10_000) -> dict[int, int]:
+    """Job pk -> the id of its `job_submitted` event: the order the leader applied the
+    submissions in (web processes may create job rows in another order)."""
+    order: dict[int, int] = {}
+    for i in range(0, len(pks), chunk):
+        order.update(
+            models.Event.objects.filter(kind="job_submitted", job_id__in=pks[i : i + chunk])
+            .values_list("job_id", "id")
+            .iterator()
+        )
+    return order
+
+
+def _instant(row: models.Input, floor: int | None, now: int) -> int:
+    """The instant an input applies at: its own (at most `now`), or the first instant
+    not decided yet (`floor`) when its own is decided already."""
+    at = min(to_ticks(row.at), now)
+    return at if floor is None or at >= floor else floor
 
 
 def _named_sessions(timed: Sequence[tuple[int, Sequence[m.Action]]]) -> set[str]:

@@ -79,7 +79,7 @@ class Scheduler:
         executors: str | None = None,
     ) -> None:
         self.clock = clock or SystemClock()
-        self.leader = leader or Leader()
+        self.leader = leader or Leader(resumes=True)
         self.planner = planner or Planner()
         self.execute = execute
         self.inline = inline  # execute in the ticking thread (tests)
@@ -114,9 +114,7 @@ class Scheduler:
         finishes = self._due_finishes(now)
         start = time.perf_counter()
         try:
-            report = self.leader.step(
-                ticks, [(ticks, [f for _, f in finishes])] if finishes else []
-            )
+            report = self.leader.step(ticks, reports=[f for _, f in finishes])
         except BaseException:
             with self._guard:  # reported again by the next tick
                 self._finishes.update({uid: finish for (uid, finish), _ in finishes})

@@ -8,9 +8,10 @@ final state, from which one function writes the trace.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired, Protocol
 
@@ -42,7 +43,9 @@ EVENT_KINDS = (
     "close_session",
     "cancel_session",
     "backend_status",
+    "put_reservation",
 )
+Mode = Literal["dedicated", "batch"]
 
 
 class ScenarioError(ValueError):
@@ -64,6 +67,7 @@ def to_seconds(us: int | None) -> int | float | None:
 @with_config(ConfigDict(extra="ignore"))
 class SettingsSpec(TypedDict, total=False):
     interactive_ttl: Seconds
+    batch_interactive_ttl: Seconds
     system_max_ttl: Seconds
     open_timeout: Seconds
     usage_window: Seconds
@@ -74,6 +78,7 @@ class SettingsSpec(TypedDict, total=False):
 class BackendSpec(TypedDict):
     name: StrictStr
     status: NotRequired[Literal["online", "paused"]]
+    max_runtime: NotRequired[Seconds | None]
 
 
 @with_config(ConfigDict(extra="ignore"))
@@ -91,10 +96,12 @@ class SubmitSpec(TypedDict):
     job: StrictStr
     instance: Instance
     backend: StrictStr
-    duration: Seconds
+    duration: Seconds | None  # None: runs until it is cancelled or reaches its limit
     start_session: NotRequired[StrictBool]
     session: NotRequired[StrictStr | None]
     max_execution_time: NotRequired[Seconds | None]
+    mode: NotRequired[Mode]
+    fails: NotRequired[StrictStr | None]  # its executor fails it with this code at its end
 
 
 @with_config(ConfigDict(extra="ignore"))
@@ -103,6 +110,7 @@ class CreateSessionSpec(TypedDict):
     instance: Instance
     backend: StrictStr
     max_ttl: NotRequired[Seconds | None]
+    mode: NotRequired[Mode]
 
 
 @with_config(ConfigDict(extra="ignore"))
@@ -120,6 +128,7 @@ class EventSpec(TypedDict):
     close_session: NotRequired[StrictStr]
     cancel_session: NotRequired[StrictStr]
     backend_status: NotRequired[BackendStatusSpec]
+    put_reservation: NotRequired[ReservationSpec]
 
 
 @with_config(ConfigDict(extra="ignore"))
@@ -130,6 +139,7 @@ class ScenarioSpec(TypedDict):
     usage: NotRequired[dict[Instance, Seconds]]
     reservations: NotRequired[list[ReservationSpec]]
     events: NotRequired[list[EventSpec]]
+    until: NotRequired[Time]
 
 
 SCENARIO = TypeAdapter(ScenarioSpec)
@@ -153,6 +163,8 @@ class Scenario:
     reservations: list[m.Reservation]
     events: list[tuple[int, m.Action]]  # sorted by time, file order kept within an instant
     instances: list[str]  # every instance the scenario names
+    until: int | None = None  # the run stops after this instant (None: when nothing is due)
+    failures: dict[str, str] = field(default_factory=dict)  # job -> the error it fails with
 
 
 def _error_line(error: ValidationError) -> str:
@@ -228,7 +240,7 @@ def _build(spec: ScenarioSpec) -> Scenario:
     s.update(spec.get("settings", {}))  # type: ignore[arg-type]  # a TypedDict of floats
     settings = m.Settings(
         interactive_ttl=to_us(s["interactive_ttl"]),
-        batch_interactive_ttl=to_us(s["interactive_ttl"]),
+        batch_interactive_ttl=to_us(s.get("batch_interactive_ttl", s["interactive_ttl"])),
         system_max_ttl=to_us(s["system_max_ttl"]),
         open_timeout=to_us(s["open_timeout"]),
         usage_window=to_us(s["usage_window"]),
@@ -238,7 +250,12 @@ def _build(spec: ScenarioSpec) -> Scenario:
     return Scenario(
         settings=settings,
         backends=[
-            m.Backend(name=b["name"], status=b.get("status", m.ONLINE)) for b in spec["backends"]
+            m.Backend(
+                name=b["name"],
+                status=b.get("status", m.ONLINE),
+                max_runtime=_us(b.get("max_runtime")),
+            )
+            for b in spec["backends"]
         ],
         shares=dict(spec.get("shares", {})),
         usage={instance: to_us(used) for instance, used in spec.get("usage", {}).items()},
@@ -255,6 +272,12 @@ def _build(spec: ScenarioSpec) -> Scenario:
         ],
         events=[(to_us(events[i]["at"]), actions[i]) for i in order],
         instances=_named_instances(spec, actions),
+        until=_us(spec.get("until")),
+        failures={
+            e["submit"]["job"]: fails
+            for e in events
+            if "submit" in e and (fails := e["submit"].get("fails"))
+        },
     )
 
 
@@ -285,7 +308,11 @@ def _named_instances(spec: ScenarioSpec, actions: Sequence[m.Action]) -> list[st
     names.update(dict.fromkeys(n for n in spec.get("shares", {}) if n.count("/") == 2))
     names.update(dict.fromkeys(r["instance"] for r in spec.get("reservations", [])))
     names.update(
-        dict.fromkeys(a.instance for a in actions if isinstance(a, m.Submit | m.CreateSession))
+        dict.fromkeys(
+            a.instance
+            for a in actions
+            if isinstance(a, m.Submit | m.CreateSession | m.PutReservation)
+        )
     )
     return list(names)
 
@@ -309,10 +336,11 @@ def _event_action(i: int, event: EventSpec, backends: set[str]) -> m.Action:
             job=s["job"],
             instance=s["instance"],
             backend=s["backend"],
-            duration=to_us(s["duration"]),
+            duration=_us(s["duration"]),
             session=session,
             start_session=s.get("start_session", False),
             max_execution_time=_us(s.get("max_execution_time")),
+            mode=s.get("mode", m.DEDICATED),
         )
     if "create_session" in event:
         c = event["create_session"]
@@ -322,11 +350,25 @@ def _event_action(i: int, event: EventSpec, backends: set[str]) -> m.Action:
             instance=c["instance"],
             backend=c["backend"],
             max_ttl=_us(c.get("max_ttl")),
+            mode=c.get("mode", m.DEDICATED),
         )
     if "backend_status" in event:
         b = event["backend_status"]
         _known_backend(backends, b["backend"], f"events[{i}].backend_status.backend")
         return m.SetBackendStatus(b["backend"], b["status"])
+    if "put_reservation" in event:
+        r = event["put_reservation"]
+        _known_backend(backends, r["backend"], f"events[{i}].put_reservation.backend")
+        if r["end"] <= r["start"]:
+            raise ScenarioError(f"events[{i}].put_reservation.end: must be after start")
+        return m.PutReservation(
+            r["backend"],
+            r["instance"],
+            r["id"],
+            to_us(r["start"]),
+            to_us(r["end"]),
+            r.get("exclusive", False),
+        )
     name = event[kind]  # type: ignore[literal-required]
     if kind == "cancel_job":
         return m.CancelJob(name)
@@ -381,25 +423,68 @@ def build_policy(scenario: Scenario) -> Policy:
 
 @dataclass
 class MemoryEngine:
-    """The pure policy, keeping the order in which backends start jobs."""
+    """The pure policy, keeping the order in which backends start jobs.
+
+    A job the scenario says `fails` runs with no known end; its executor's report
+    (a failure with that code, its duration after it started) applies first among
+    the actions of its instant, as the live leader applies executors' reports (one
+    due at the instant the job started, a zero duration, in a second pass there).
+    """
 
     scenario: Scenario
     policy: Policy = field(init=False)
     starts: dict[str, list[tuple[int, str]]] = field(init=False)
+    _runs: dict[str, int] = field(init=False, default_factory=dict)  # failing job -> run time
+    _reports: list[tuple[int, str]] = field(init=False, default_factory=list)  # heap
 
     def __post_init__(self) -> None:
         self.policy = build_policy(self.scenario)
         self.starts = {b.name: [] for b in self.scenario.backends}
 
     def run_instant(self, t: int, actions: Sequence[m.Action]) -> list[m.Outcome]:
+        if not self.scenario.failures:
+            instant = self.policy.run_instant(t, actions, log=False)
+            self._started(instant.started)
+            return instant.outcomes
+        reports = self._due_reports(t)
+        actions = reports + [self._unknown_end(a) for a in actions]
         instant = self.policy.run_instant(t, actions, log=False)
-        for job in instant.started:
+        self._started(instant.started)
+        while late := self._due_reports(t):  # jobs that started at t and failed at once
+            self._started(self.policy.run_instant(t, late, log=False).started)
+        return instant.outcomes[len(reports) :]
+
+    def _due_reports(self, t: int) -> list[m.Action]:
+        reports = self._reports
+        due: list[m.Action] = []
+        while reports and reports[0][0] <= t:
+            job = heapq.heappop(reports)[1]
+            due.append(m.FinishJob(job, m.FAILED, self.scenario.failures[job]))
+        return due
+
+    def _unknown_end(self, action: m.Action) -> m.Action:
+        if not isinstance(action, m.Submit) or action.job not in self.scenario.failures:
+            return action
+        if action.duration is not None:
+            self._runs[action.job] = action.duration
+        return replace(action, duration=None, expected=action.duration)
+
+    def _started(self, jobs: Iterable[m.Job]) -> None:
+        for job in jobs:
             assert job.started_at is not None
             self.starts[job.backend].append((job.started_at, job.id))
-        return instant.outcomes
+            run = self._runs.get(job.id)
+            if run is not None:
+                heapq.heappush(self._reports, (job.started_at + run, job.id))
 
     def next_due(self) -> int | None:
-        return self.policy.next_due()
+        due = self.policy.next_due()
+        reports = self._reports
+        while reports and self.policy.jobs[reports[0][1]].status != m.RUNNING:
+            heapq.heappop(reports)  # cancelled or failed at its limit before its report
+        if reports and (due is None or reports[0][0] < due):
+            return reports[0][0]
+        return due
 
     @property
     def last_activity(self) -> int | None:
@@ -418,6 +503,7 @@ def simulate(scenario: Scenario, engine: Engine) -> dict[str, Any]:
     refused: dict[str, tuple[int, m.Submit, str]] = {}
     end_time: int | None = None
     i = 0
+    until = scenario.until
     while True:
         due = engine.next_due()
         if i < len(events) and (due is None or events[i][0] <= due):
@@ -425,6 +511,8 @@ def simulate(scenario: Scenario, engine: Engine) -> dict[str, Any]:
         elif due is not None:
             t = due
         else:
+            break
+        if until is not None and t > until:
             break
         batch = []
         while i < len(events) and events[i][0] == t:

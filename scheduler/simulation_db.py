@@ -20,7 +20,7 @@ from django.test.utils import setup_databases, teardown_databases
 from scheduler import engine, models
 from scheduler.clock import from_ticks, ticks_span, to_ticks
 from scheduler.policy import model as m
-from scheduler.simulation import FinalState, Scenario, write_trace
+from scheduler.simulation import FinalState, Scenario, ScenarioError, write_trace
 
 CHUNK = 1_000  # scenario actions one step applies, at most (a batch of one instant may exceed it)
 
@@ -29,6 +29,11 @@ class DbEngine:
     """Runs a scenario through one long-lived leader, one step (transaction) per instant."""
 
     def __init__(self, scenario: Scenario) -> None:
+        if any(isinstance(a, m.PutReservation) for _, a in scenario.events):
+            # The live engine reads a reservation's window from its row (an operator's change).
+            raise ScenarioError("put_reservation: not supported by the db engine")
+        if scenario.failures:
+            raise ScenarioError("fails: not supported by the db engine")
         self.scenario = scenario
         self.leader = engine.Leader(settings=scenario.settings)
         self._seed()
@@ -72,6 +77,8 @@ class DbEngine:
         scenario = self.scenario
         batches: list[tuple[int, list[m.Action]]] = []
         for t, action in scenario.events:
+            if scenario.until is not None and t > scenario.until:
+                break
             if batches and batches[-1][0] == t:
                 batches[-1][1].append(action)
             else:
@@ -91,8 +98,14 @@ class DbEngine:
                     outcome = next(answers)
                     if isinstance(action, m.Submit) and not outcome.accepted:
                         refused[action.job] = (t, action, outcome.code or "")
+        until = scenario.until
         while (due := self.leader.next_due()) is not None:
-            self.leader.step(due, drain=True)
+            if until is not None:  # one instant per step, none past `until`
+                if due > until:
+                    break
+                self.leader.step(due)
+            else:
+                self.leader.step(due, drain=True)
         last = [batches[-1][0]] if batches else []
         end = max([0, *last, *([self.last_activity] if self.last_activity is not None else [])])
         return write_trace(scenario, self.final_state(end), refused, end)
@@ -109,51 +122,60 @@ class DbEngine:
         return None if policy is None else policy.last_activity
 
     def final_state(self, end_time: int) -> FinalState:
-        sessions: dict[int, m.Session] = {}
-        for row in models.Session.objects.select_related("backend", "instance"):
-            session = m.Session(
-                id=row.uid,
-                backend=row.backend.name,
-                instance=row.instance.path,
-                created_at=to_ticks(row.created_at),
-                seq=row.pk,
-                interactive_ttl=0,
-                mode=row.mode,
-                state=row.state,
-                closed_reason=row.closed_reason or None,
-            )
-            sessions[row.pk] = session
-        for event in models.Event.objects.filter(
-            kind__in=["session_created", "session_state"]
-        ).order_by("id"):
-            state = m.OPEN if event.kind == "session_created" else event.detail["state"]
-            assert event.session_id is not None
-            sessions[event.session_id].history.append((to_ticks(event.at), state))
-        jobs = {
-            row.uid: engine.job_from_row(row, sessions.get(row.session_id or 0))
-            for row in models.Job.objects.select_related("backend", "instance")
-        }
-        starts: dict[str, list[tuple[int, str]]] = {}
-        for event in (
-            models.Event.objects.filter(kind="job_started")
-            .select_related("job", "backend")
-            .order_by("id")
-        ):
-            assert event.job is not None and event.backend is not None
-            starts.setdefault(event.backend.name, []).append((to_ticks(event.at), event.job.uid))
-        cutoff = from_ticks(end_time - self.scenario.settings.usage_window)
-        totals = dict(
-            models.UsageCharge.objects.filter(ended_at__gt=cutoff)
-            .values("instance__path")
-            .annotate(total=Sum("microseconds"))
-            .values_list("instance__path", "total")
+        return final_state_from_rows(end_time, self.scenario.settings.usage_window)
+
+
+def final_state_from_rows(end_time: int, usage_window: int) -> FinalState:
+    """The jobs, sessions (with their history from the event log), starts and usage
+    the database holds, as the trace writer takes them (times in ticks)."""
+    sessions: dict[int, m.Session] = {}
+    for row in models.Session.objects.select_related("backend", "instance"):
+        session = m.Session(
+            id=row.uid,
+            backend=row.backend.name,
+            instance=row.instance.path,
+            created_at=to_ticks(row.created_at),
+            seq=row.pk,
+            interactive_ttl=0,
+            mode=row.mode,
+            state=row.state,
+            closed_reason=row.closed_reason or None,
         )
-        return FinalState(
-            jobs=jobs,
-            sessions={s.id: s for s in sessions.values()},
-            starts=starts,
-            usage=lambda instance: int(totals.get(instance, 0)),
+        sessions[row.pk] = session
+    for event in models.Event.objects.filter(
+        kind__in=["session_created", "session_state"]
+    ).order_by("id"):
+        state = m.OPEN if event.kind == "session_created" else event.detail["state"]
+        assert event.session_id is not None
+        sessions[event.session_id].history.append((to_ticks(event.at), state))
+    jobs = {
+        row.uid: engine.job_from_row(row, sessions.get(row.session_id or 0))
+        for row in models.Job.objects.select_related("backend", "instance").only(
+            *engine.JOB_COLUMNS
         )
+    }
+    starts: dict[str, list[tuple[int, str]]] = {}
+    for event in (
+        models.Event.objects.filter(kind="job_started")
+        .select_related("job", "backend")
+        .only("at", "job__uid", "backend__name")
+        .order_by("id")
+    ):
+        assert event.job is not None and event.backend is not None
+        starts.setdefault(event.backend.name, []).append((to_ticks(event.at), event.job.uid))
+    cutoff = from_ticks(end_time - usage_window)
+    totals = dict(
+        models.UsageCharge.objects.filter(ended_at__gt=cutoff, ended_at__lte=from_ticks(end_time))
+        .values("instance__path")
+        .annotate(total=Sum("microseconds"))
+        .values_list("instance__path", "total")
+    )
+    return FinalState(
+        jobs=jobs,
+        sessions={s.id: s for s in sessions.values()},
+        starts=starts,
+        usage=lambda instance: int(totals.get(instance, 0)),
+    )
 
 
 def _ticks(moment: Any) -> int | None:

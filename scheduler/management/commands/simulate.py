@@ -32,7 +32,11 @@ class Command(BaseCommand):
         if options["engine"] == "db":
             from scheduler.simulation_db import run_on_scratch_database
 
-            trace = run_on_scratch_database(scenario)
+            try:
+                trace = run_on_scratch_database(scenario)
+            except ScenarioError as error:  # a key the db engine does not run
+                self.stderr.write(f"simulate: bad scenario: {error}")
+                sys.exit(2)
         else:
             trace = simulate(scenario, MemoryEngine(scenario))
         dump_trace(trace, options["out"])
