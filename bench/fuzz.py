@@ -289,10 +289,21 @@ def _fuzz_api(server: Server, config: FuzzConfig, result: FuzzResult) -> None:
         f"then {config.scenarios} stateful scenarios, on {server.base}",
         flush=True,
     )
+    # Deleting, cancelling or closing aimed objects last, each from fresh ones, so the
+    # reading operations find them (and the job finished, with results) first.
+    operations.sort(key=_ends_objects)
     for operation in operations:
+        if _ends_objects(operation):
+            objects = _objects(server, caller)
         sent = _fuzz_operation(operation, per_operation, objects, caller, config.seed)
         print(f"  {_label(operation)}: {sent} cases", flush=True)
     _fuzz_links(schema, config, objects, caller)
+
+
+def _ends_objects(operation: Any) -> bool:
+    """Whether the operation deletes, cancels or closes what it names."""
+    method, path = operation.method.upper(), operation.path
+    return method in ("DELETE", "PATCH") or path.endswith("/cancel")
 
 
 def _unwrap(item: Any) -> Any:

@@ -133,6 +133,7 @@ def decoders() -> dict[str, tuple[str, st.SearchStrategy[Any], Callable[[Any], A
         schema.model_validate(data)
 
     bodies = st.sampled_from([schemas.SessionIn, schemas.SessionPatch, schemas.TagsIn])
+    shaped = bodies.flatmap(lambda schema: st.tuples(st.just(schema), near(schema)))
     return {
         "qasm": (
             "OpenQASM text (`circuits.qasm_params`, sandboxed)",
@@ -154,11 +155,26 @@ def decoders() -> dict[str, tuple[str, st.SearchStrategy[Any], Callable[[Any], A
         ),
         "bodies": (
             "`SessionIn`, `SessionPatch`, `TagsIn`",
-            st.tuples(bodies, json_values()),
+            st.one_of(shaped, st.tuples(bodies, json_values())),
             shapes,
             (pydantic.ValidationError,),
         ),
     }
+
+
+def near(schema: Any) -> st.SearchStrategy[dict[str, Any]]:
+    """Objects with the schema's own field names (each maybe missing) and any values."""
+    fields = {name: json_values() for name in schema.model_fields}
+    typical = {
+        "backend": st.text(max_size=10),
+        "mode": st.sampled_from(["dedicated", "batch", "exclusive", ""]),
+        "accepting_jobs": st.booleans(),
+        "tags": st.lists(st.text(max_size=10), max_size=5),
+    }
+    for name, strategy in typical.items():
+        if name in fields:
+            fields[name] = st.one_of(strategy, fields[name])
+    return st.fixed_dictionaries({}, optional=fields)
 
 
 def programs() -> st.SearchStrategy[str]:
