@@ -227,7 +227,34 @@ def qasm_texts() -> st.SearchStrategy[str]:
         includes,
         st.lists(token, max_size=40),
     )
-    return st.one_of(soup, mutated_examples(), st.text(max_size=300))
+    return st.one_of(soup, declarations(), mutated_examples(), st.text(max_size=300))
+
+
+SIZES = ["0", "1", "2", "127", "128", "999", "1000", "1001", "10000", "10001", "-1", "1.5"]
+SIZES += ["(10)", "2**10", "2**64", "10**30", "1000*1000", "1e3", "0x7f", "99999999999999999999"]
+
+
+def declarations() -> st.SearchStrategy[str]:
+    """Programs that declare registers of many sizes, literal and computed: sizes are
+    checked before the circuit is built, or capped while it is."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> str:
+        version = draw(st.sampled_from(["2.0", "3.0"]))
+        lines = [f"OPENQASM {version};"]
+        lines.append('include "qelib1.inc";' if version == "2.0" else 'include "stdgates.inc";')
+        for name in draw(st.lists(st.sampled_from(["q", "r", "c", "d"]), min_size=1, max_size=3)):
+            size = draw(st.sampled_from(SIZES))
+            quantum = name in ("q", "r")
+            if version == "2.0":
+                lines.append(f"{'qreg' if quantum else 'creg'} {name}[{size}];")
+            else:
+                lines.append(f"{'qubit' if quantum else 'bit'}[{size}] {name};")
+        body = ["h q[0];", "cx q[0], q[1];", "measure q -> c;", "c = measure q;", "x r;"]
+        lines += draw(st.lists(st.sampled_from(body), max_size=3))
+        return "\n".join(lines) + "\n"
+
+    return build()
 
 
 def mutated_examples() -> st.SearchStrategy[str]:
