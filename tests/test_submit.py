@@ -133,6 +133,11 @@ def test_it_queues_an_estimator_job_with_observables(researcher: Client) -> None
             "circuit",
             "line 2: needed &#x27;]&#x27;",
         ),
+        (  # the OpenQASM 2 lexer panicked on an integer it cannot hold
+            {"circuit": "OPENQASM 2.0;\nqreg q[99999999999999999999\n"},
+            "circuit",
+            "an integer in the program is too large",
+        ),
         (
             {"circuit": BELL + "// " + "x" * 100_000},
             "circuit",
