@@ -168,6 +168,8 @@ def _parse_qasm2(text: str) -> QuantumCircuit:
         )
     except qiskit.qasm2.QASM2ParseError as error:
         raise _located(error.message) from error
+    except TypeError as error:  # the parser lets `rz q[0];` through; building the gate fails
+        raise CircuitError(f"a gate is missing its parameters: {one_line(error)}") from error
     except BaseException as error:
         if type(error).__name__ != "PanicException":  # pyo3's, not importable by name
             raise

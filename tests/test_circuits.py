@@ -179,6 +179,12 @@ def test_unsupported_version_is_refused() -> None:
         parse_qasm("OPENQASM 4.0;\n")
 
 
+@pytest.mark.parametrize("gate", ["rz q[0];", "cp q[0], q[1];", "u q[1];"])
+def test_a_qasm2_gate_without_its_parameters_is_refused(gate: str) -> None:
+    with pytest.raises(CircuitError, match="a gate is missing its parameters: .*Gate"):
+        parse_qasm(f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\n{gate}\n')
+
+
 @pytest.mark.parametrize(
     "text",
     [
