@@ -227,7 +227,37 @@ def qasm_texts() -> st.SearchStrategy[str]:
         includes,
         st.lists(token, max_size=40),
     )
-    return st.one_of(soup, declarations(), mutated_examples(), st.text(max_size=300))
+    return st.one_of(soup, declarations(), statements(), mutated_examples(), st.text(max_size=300))
+
+
+QELIB = ["u3", "u2", "u1", "cx", "id", "x", "y", "z", "h", "s", "sdg", "t", "tdg", "rx", "ry"]
+QELIB += ["rz", "cz", "cy", "ch", "ccx", "crz", "cu1", "cu3", "swap", "cswap", "u", "p", "cp"]
+QELIB += ["sx", "sxdg", "rxx", "rzz", "crx", "cry", "cu", "rccx", "rc3x", "c3x", "c3sqrtx", "c4x"]
+QELIB += ["U", "CX", "measure", "reset", "barrier", "opaque", "gate", "nosuch"]
+ARGUMENTS = ["q[0]", "q[1]", "q[2]"] * 4 + ["q[3]", "q", "c[0]", "c", "r[0]", "q[-1]", "q[0][0]"]
+PARAMETERS = ["0", "1", "pi", "pi/2", "-pi", "0.5"] * 2
+PARAMETERS += ["1e308*10", "0/0", "1/0", "sin(1)", "ln(0)", "sqrt(-1)", "x", "2^1024", "-0"]
+
+
+def statements() -> st.SearchStrategy[str]:
+    """A declared 3-qubit program of gate statements with any number of parameters and
+    arguments: arities and kinds the gates do not take."""
+    parameters = st.lists(st.sampled_from(PARAMETERS), max_size=3).map(
+        lambda values: f"({', '.join(values)})" if values else ""
+    )
+    arguments = st.lists(st.sampled_from(ARGUMENTS), min_size=1, max_size=3).map(", ".join)
+    statement = st.builds(
+        lambda gate, params, args, arrow: f"{gate}{params} {args}{arrow};",
+        st.sampled_from(QELIB),
+        st.one_of(st.just(""), parameters),
+        arguments,
+        st.sampled_from(["", "", "", " -> c[0]", " -> c"]),
+    )
+    conditional = st.builds(lambda body: f"if (c == 1) {body}", statement)
+    header = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\n'
+    return st.lists(st.one_of(statement, conditional), min_size=1, max_size=3).map(
+        lambda lines: header + "\n".join(lines) + "\n"
+    )
 
 
 SIZES = ["0", "1", "2", "127", "128", "999", "1000", "1001", "10000", "10001", "-1", "1.5"]
