@@ -13,6 +13,11 @@ latency, page server time over a large history) and writes artifacts/bench-live.
 `python -m bench --engine` measures the live engine at scale (submissions, leader
 steps, pages and the plan at up to 100k queued jobs, dispatch throughput,
 `simulate --engine db`) on PostgreSQL and writes artifacts/bench-engine.md.
+
+`python -m bench --fuzz` fuzzes a running server's API (schemathesis, stateful
+links included) and the circuit and params decoders (hypothesis), counting
+server errors, schema violations and unexpected exceptions; it writes
+artifacts/bench-fuzz.md.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import chaos, decision, engine, live, whatif
+from . import chaos, decision, engine, fuzz, live, whatif
 from .core import ROOT
 from .report import (
     decision_table,
@@ -160,11 +165,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     chaos_group.add_argument(
         "--no-browser", action="store_true", help="without chromium on the dashboard"
     )
+    fuzz_group = parser.add_argument_group("fuzz (--fuzz)")
+    fuzz_group.add_argument(
+        "--fuzz", action="store_true", help="fuzz the API and the decoders instead"
+    )
+    fuzz_group.add_argument(
+        "--fuzz-cases", type=int, default=10_000, help="generated requests over all operations"
+    )
+    fuzz_group.add_argument(
+        "--fuzz-scenarios", type=int, default=300, help="stateful scenarios following links"
+    )
+    fuzz_group.add_argument(
+        "--fuzz-examples", type=int, default=2_000, help="hypothesis examples per decoder"
+    )
+    fuzz_group.add_argument("--fuzz-port", type=int, help="the server's port (default: a free one)")
     args = parser.parse_args(argv)
     if args.out is None:
         name = "bench-live.md" if args.live else "bench-engine.md" if args.engine else "bench.md"
         name = "bench-whatif.md" if args.whatif else name
         name = "bench-chaos.md" if args.chaos else name
+        name = "bench-fuzz.md" if args.fuzz else name
         args.out = ROOT / "artifacts" / name
     if args.quick:
         args.sizes, args.db_sizes, args.decision_sizes = QUICK_SIZES, [], QUICK_DECISION_SIZES
@@ -193,6 +213,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         return
     if args.chaos:
         run_chaos(args, workdir)
+        return
+    if args.fuzz:
+        run_fuzz(args, workdir)
         return
     load_before = os.getloadavg()[0]
     print("decision:", flush=True)
@@ -306,6 +329,23 @@ def run_chaos(args: argparse.Namespace, workdir: Path) -> None:
     text = "\n".join(
         [*header(args.seed, shlex.join(sys.argv[1:]), load_before), chaos.report(result)]
     )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print()
+    print(text)
+    print(f"(written to {os.path.relpath(args.out)})")
+
+
+def run_fuzz(args: argparse.Namespace, workdir: Path) -> None:
+    config = fuzz.FuzzConfig(
+        cases=args.fuzz_cases,
+        scenarios=args.fuzz_scenarios,
+        decoder_examples=args.fuzz_examples,
+        seed=args.seed,
+        port=args.fuzz_port,
+    )
+    result = fuzz.run(config, workdir)
+    text = "\n".join(fuzz.report(result, shlex.join(sys.argv[1:])))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print()

@@ -45,9 +45,14 @@ if PRODUCTION and (not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS):
         "ALLOWED_HOSTS must name the host names qdash answers to in production, e.g. "
         "ALLOWED_HOSTS=qdash.example.org."
     )
-if PRODUCTION:
-    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (README, "Behind TLS").
+# Behind a TLS-terminating proxy (README, "Behind TLS"): a request is HTTPS when the
+# proxy's X-Forwarded-Proto says so, and `manage.py serve` takes the client's address
+# from X-Forwarded-For. On by default in production; only for a proxy that sets both
+# headers itself, since a client reaching qdash directly could send them too.
+QDASH_BEHIND_PROXY = env_bool("QDASH_BEHIND_PROXY", PRODUCTION)
+if QDASH_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if PRODUCTION:
     SECURE_SSL_REDIRECT = True
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]  # probes and scrapers on plain HTTP
     SECURE_HSTS_SECONDS = env_int("QDASH_HSTS_SECONDS", 31_536_000)

@@ -168,6 +168,16 @@ def _parse_qasm2(text: str) -> QuantumCircuit:
         )
     except qiskit.qasm2.QASM2ParseError as error:
         raise _located(error.message) from error
+    except TypeError as error:  # the parser lets `rz q[0];` through; building the gate fails
+        raise CircuitError(f"a gate is missing its parameters: {one_line(error)}") from error
+    except BaseException as error:
+        if type(error).__name__ != "PanicException":  # pyo3's, not importable by name
+            raise
+        # The lexer panics on an integer literal wider than 64 bits (`qreg q[99…9` without
+        # its `]`, which the declaration check does not read as a declaration).
+        if "ParseIntError" in str(error):
+            raise CircuitError("an integer in the program is too large") from None
+        raise CircuitError(f"invalid OpenQASM 2: {one_line(error)}") from None
 
 
 def _parse_qasm3(text: str) -> QuantumCircuit:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 from django.conf import settings
 
 from scheduler import circuits
-from scheduler.sandbox import LimitExceeded, Sandbox
+from scheduler.sandbox import Failed, LimitExceeded, Sandbox
+
+log = logging.getLogger(__name__)
 
 
 def input_limits() -> circuits.Limits:
@@ -23,8 +26,12 @@ def sandbox() -> Sandbox:
 
 
 def decode(func: Any, *args: Any, **kwargs: Any) -> Any:
-    """`func(*args, **kwargs)` in the sandbox; a cap that is hit is a `CircuitError`."""
+    """`func(*args, **kwargs)` in the sandbox; a cap that is hit, or a decoder that breaks
+    on the input, is a `CircuitError`."""
     try:
         return sandbox().run(func, *args, **kwargs)
     except LimitExceeded as error:
         raise circuits.CircuitError(error.message) from None
+    except Failed as error:  # e.g. a panic in native parsing code: the input is refused
+        log.warning("decoding failed on its input: %s", error)
+        raise circuits.CircuitError(f"the input could not be decoded: {error}") from None

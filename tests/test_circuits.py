@@ -179,6 +179,25 @@ def test_unsupported_version_is_refused() -> None:
         parse_qasm("OPENQASM 4.0;\n")
 
 
+@pytest.mark.parametrize("gate", ["rz q[0];", "cp q[0], q[1];", "u q[1];"])
+def test_a_qasm2_gate_without_its_parameters_is_refused(gate: str) -> None:
+    with pytest.raises(CircuitError, match="a gate is missing its parameters: .*Gate"):
+        parse_qasm(f'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\n{gate}\n')
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "OPENQASM 2.0;\nqreg q[99999999999999999999\n",  # not read as a declaration: no "]"
+        "OPENQASM 2.0;\nqreg q[2];\nU(0, 0, 0) q[18446744073709551616];\n",
+    ],
+)
+def test_an_integer_too_large_for_the_qasm2_lexer_is_refused(text: str) -> None:
+    # The lexer panics (pyo3's PanicException, a BaseException) on such an integer.
+    with pytest.raises(CircuitError, match="an integer in the program is too large"):
+        parse_qasm(text)
+
+
 @pytest.mark.parametrize("path", ["/etc/hostname", "../../etc/hostname"])
 def test_qasm2_never_includes_a_file_of_the_server(path: str) -> None:
     with pytest.raises(CircuitError, match="unable to find") as raised:

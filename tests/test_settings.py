@@ -45,6 +45,33 @@ def test_production_settings_pass_check_deploy_without_warnings(tmp_path: Path) 
 
 
 @pytest.mark.parametrize(
+    ("env", "trusted"),
+    [
+        ({}, False),
+        ({"QDASH_BEHIND_PROXY": "1"}, True),
+        ({"QDASH_PRODUCTION": "1"}, True),
+        ({"QDASH_PRODUCTION": "1", "QDASH_BEHIND_PROXY": "0"}, False),
+    ],
+)
+def test_x_forwarded_proto_is_trusted_only_behind_a_proxy(
+    tmp_path: Path, env: dict, trusted: bool
+) -> None:
+    code = (
+        "import django; django.setup()\nfrom django.conf import settings\n"
+        "print(getattr(settings, 'SECURE_PROXY_SSL_HEADER', None))"
+    )
+    unset = ("DEBUG", "QDASH_PRODUCTION", "QDASH_BEHIND_PROXY", "ALLOWED_HOSTS")
+    base = {k: v for k, v in os.environ.items() if k not in unset}
+    base |= {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "SECRET_KEY": KEY}
+    base |= {"ALLOWED_HOSTS": "qdash.example.org", "DJANGO_SETTINGS_MODULE": "qdash.settings"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=base | env, cwd=ROOT, capture_output=True, text=True
+    )
+    expected = "('HTTP_X_FORWARDED_PROTO', 'https')" if trusted else "None"
+    assert out.stdout.strip() == expected, out.stderr
+
+
+@pytest.mark.parametrize(
     ("env", "message"),
     [
         ({"ALLOWED_HOSTS": "*"}, "ALLOWED_HOSTS must name the host names"),

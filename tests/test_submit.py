@@ -133,6 +133,16 @@ def test_it_queues_an_estimator_job_with_observables(researcher: Client) -> None
             "circuit",
             "line 2: needed &#x27;]&#x27;",
         ),
+        (  # the parser passed it on, and building the gate raised TypeError
+            {"circuit": HEADER + "qreg q[2];\ncreg c[2];\nrz q[0];\nmeasure q -> c;\n"},
+            "circuit",
+            "a gate is missing its parameters",
+        ),
+        (  # the OpenQASM 2 lexer panicked on an integer it cannot hold
+            {"circuit": "OPENQASM 2.0;\nqreg q[99999999999999999999\n"},
+            "circuit",
+            "an integer in the program is too large",
+        ),
         (
             {"circuit": BELL + "// " + "x" * 100_000},
             "circuit",

@@ -6,6 +6,7 @@ import asyncio
 import atexit
 from typing import Any
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -25,6 +26,12 @@ class Command(BaseCommand):
             help="web only (the scheduler runs elsewhere: manage.py scheduler)",
         )
         parser.add_argument("--workers", type=int, default=2, help="executor threads")
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="take the client's address from X-Forwarded-For, as behind a proxy "
+            "(the default when QDASH_BEHIND_PROXY is on)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         # daphne installs Twisted's asyncio reactor on import: import it first.
@@ -78,9 +85,22 @@ class Command(BaseCommand):
             ),
             ready_callable=ready,
             verbosity=0,
+            **_proxy_headers(options["proxy_headers"] or settings.QDASH_BEHIND_PROXY),
         ).run()
         for task in tasks:
             task.cancel()
+
+
+def _proxy_headers(behind_proxy: bool) -> dict[str, str]:
+    """daphne's options for `--proxy-headers`: the client's address, port and scheme from
+    the proxy's headers, so rate limits, lock-outs and `/metrics` see the client."""
+    if not behind_proxy:
+        return {}
+    return {
+        "proxy_forwarded_address_header": "X-Forwarded-For",
+        "proxy_forwarded_port_header": "X-Forwarded-Port",
+        "proxy_forwarded_proto_header": "X-Forwarded-Proto",
+    }
 
 
 async def _wake_remote_scheduler() -> None:
