@@ -177,9 +177,11 @@ def render_page(
                 user=user, filters=filters, backends=None, jobs=True
             )
             cards = selectors.backend_cards()
-            return [*html, fragments.to_json(fragments.charts(cards=cards, user=user))]
-        messages = fragments.dashboard_fragments(
-            user=user, filters=filters, backends=change["backends"], jobs=bool(change["jobs"])
+            return [*_one(html), fragments.to_json(fragments.charts(cards=cards, user=user))]
+        messages = _one(
+            fragments.dashboard_fragments(
+                user=user, filters=filters, backends=change["backends"], jobs=bool(change["jobs"])
+            )
         )
         if change["backends"]:
             messages.append(fragments.depth_points(backends=change["backends"], at=change["at"]))
@@ -202,6 +204,12 @@ def render_page(
     if change is None or change["jobs"] or change.get("plan"):
         return [fragments.fair_share_fragment(user=user)]
     return []
+
+
+def _one(html: list[str]) -> list[str]:
+    """HTML fragments as one message: htmx swaps each of its elements by id, and one
+    frame per socket costs a server with many sockets far less than several."""
+    return ["\n".join(html)] if html else []
 
 
 class SchedulerConsumer(AsyncConsumer):
