@@ -22,7 +22,8 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 
 SAMPLER = "sampler"
 ESTIMATOR = "estimator"
-PROGRAMS = (SAMPLER, ESTIMATOR)
+EXECUTOR = "executor"  # a client's QuantumProgram: scheduler.quantum_programs
+PROGRAMS = (SAMPLER, ESTIMATOR, EXECUTOR)
 
 DEFAULT_SHOTS = 4000
 # The service's default estimator precision, 1/sqrt(4096).
@@ -277,8 +278,8 @@ def _wire(pubs: list[SamplerPub] | list[EstimatorPub]) -> dict[str, Any]:
 
 def decode_pubs(program_id: str, params: Any) -> list[Pub]:
     """The PUBs of stored `params`, validated; raises `CircuitError` for bad input."""
-    if program_id not in PROGRAMS:
-        raise CircuitError(f"unknown program {program_id!r}; use 'sampler' or 'estimator'")
+    if program_id not in (SAMPLER, ESTIMATOR):
+        raise CircuitError(f"program {program_id!r} takes no pubs; use 'sampler' or 'estimator'")
     if not isinstance(params, dict) or not isinstance(params.get("pubs"), list):
         raise CircuitError("params must be an object with a list of pubs")
     if not params["pubs"]:
@@ -484,6 +485,10 @@ def inspect(program_id: str, params: Any, limits: Limits) -> Inspection:
     Counts are checked on the JSON before anything is decoded; circuits, shots,
     parameter sets and observables after. Raises `CircuitError`.
     """
+    if program_id == EXECUTOR:
+        from scheduler import quantum_programs  # imports circuits; loaded when first needed
+
+        return quantum_programs.inspect(params, limits)
     raw = params.get("pubs") if isinstance(params, dict) else None
     if isinstance(raw, list) and len(raw) > limits.pubs:
         raise CircuitError(f"the job has {len(raw)} PUBs; at most {limits.pubs} are allowed")

@@ -89,7 +89,8 @@ def jobs_submit(
         )
     if program_id not in circuits.PROGRAMS:
         raise SubmissionError(
-            "unknown_program", f"Unknown program {program_id!r}; use sampler or estimator."
+            "unknown_program",
+            f"Unknown program {program_id!r}; use sampler, estimator or executor.",
         )
     tags_check(list(tags or []))
     if start_session:

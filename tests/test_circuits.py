@@ -266,7 +266,7 @@ def test_params_round_trip_through_the_decoder() -> None:
 @pytest.mark.parametrize(
     ("program_id", "params", "message"),
     [
-        ("executor", {"pubs": []}, "unknown program 'executor'"),
+        ("executor", {"pubs": []}, "program 'executor' takes no pubs"),
         ("sampler", [], "params must be an object"),
         ("sampler", {"options": {}}, "params must be an object"),
         ("sampler", {"pubs": []}, "no pubs"),

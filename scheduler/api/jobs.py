@@ -74,7 +74,7 @@ def jobs_post(request: HttpRequest) -> Status[dict[str, Any]]:
         raise ApiError(
             400,
             "unknown_program",
-            f"Unknown program {payload.program_id!r}; use sampler or estimator.",
+            f"Unknown program {payload.program_id!r}; use sampler, estimator or executor.",
         )
     uid = _idempotent_uid(caller, request.headers.get("Idempotency-Key"))
     earlier = _earlier_attempt(caller, payload, uid)

@@ -10,8 +10,8 @@ from scheduler import models
 
 def job_result_chart(job: models.Job) -> dict[str, Any] | None:
     """Chart data of a completed job: counts per bitstring, or expectation values ± std."""
-    if not job.result:
-        return None
+    if not job.result or job.program_id not in ("sampler", "estimator"):
+        return None  # an executor program's result is the client's to post-process
     from qiskit_ibm_runtime import RuntimeDecoder
 
     text = job.result if isinstance(job.result, str) else json.dumps(job.result)

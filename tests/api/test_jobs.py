@@ -7,10 +7,13 @@ from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from qiskit_ibm_runtime.quantum_program import QuantumProgram
 
 from scheduler import models
+from scheduler.circuits import ghz
 from scheduler.policy import model as m
 from tests.api.conftest import Caller, bell_params, job_body, pause
+from tests.test_quantum_programs import program_params, rotation_program
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +70,9 @@ def test_identical_bodies_are_separate_jobs_by_default(
 @pytest.mark.parametrize(
     ("change", "status", "code"),
     [
-        ({"program_id": "executor"}, 400, "unknown_program"),
+        ({"program_id": "runner"}, 400, "unknown_program"),
+        ({"program_id": "executor"}, 400, "invalid_circuit"),  # sampler params, no program
+        ({"program_id": "executor", "params": {"schema_version": "v2.0"}}, 400, "invalid_circuit"),
         ({"backend": "nope"}, 404, "unknown_backend"),
         ({"session_id": "qnope"}, 404, "unknown_session"),
         ({"params": {"pubs": []}}, 400, "invalid_circuit"),
@@ -83,6 +88,30 @@ def test_bad_jobs_are_refused_and_store_nothing(
     response = alice.post("/jobs", {**job_body(), **change})
     assert response.status_code == status, response.content
     assert response.json()["code"] == code
+    assert not models.Job.objects.exists()
+
+
+def test_it_queues_an_executor_program_with_its_modeled_time(
+    alice: Caller, backend: models.Backend
+) -> None:
+    pause(backend)
+    params = program_params(rotation_program())
+    response = alice.post("/jobs", job_body(program_id="executor", params=params))
+    assert response.status_code == 201, response.content
+    job = models.Job.objects.get(uid=response.json()["id"])
+    assert job.program_id == "executor" and job.params == params
+    executions = 3 * 400  # three bindings of 400 shots
+    assert job.expected_duration == backend.job_overhead + executions * backend.shot_time
+
+
+def test_an_executor_program_wider_than_the_backend_is_refused(
+    alice: Caller, backend: models.Backend
+) -> None:
+    wide = QuantumProgram(shots=10)
+    wide.append_circuit_item(ghz(backend.num_qubits + 1))
+    response = alice.post("/jobs", job_body(program_id="executor", params=program_params(wide)))
+    assert response.status_code == 400, response.content
+    assert "qubits; backend has" in response.json()["message"]
     assert not models.Job.objects.exists()
 
 
