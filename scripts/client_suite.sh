@@ -12,8 +12,9 @@
 #   QISKIT_IBM_QPU   backend the tests run on (default test_eagle_qdash, a fast backend the
 #                    script adds; demo ones such as sim_kyiv work but share the demo traffic)
 #   TEST_TIMEOUT     seconds per test (default 30)
-#   SUITE_TIMEOUT    seconds for the whole pytest run (default 420)
-#   MODULES          test modules (default: sampler_v2 job retrieve_job results session)
+#   SUITE_TIMEOUT    seconds for the whole pytest run (default 900)
+#   MODULES          test modules (default: sampler_v2 estimator_v2 executor executor_sampler
+#                    executor_estimator job retrieve_job results session backend ibm_job_attributes)
 #   WORK             scratch directory (default: a new one under /tmp, kept for reading)
 #   CLIENT_VENV      the throwaway virtualenv (default /tmp/qdash-client-venv, reused)
 set -euo pipefail
@@ -23,8 +24,10 @@ PY="${PY:-$ROOT/.venv/bin/python}"
 CLIENT_VERSION="${CLIENT_VERSION:-0.51.0}"
 QPU="${QISKIT_IBM_QPU:-test_eagle_qdash}"
 TEST_TIMEOUT="${TEST_TIMEOUT:-30}"
-SUITE_TIMEOUT="${SUITE_TIMEOUT:-420}"
-MODULES="${MODULES:-test_sampler_v2 test_job test_retrieve_job test_results test_session}"
+SUITE_TIMEOUT="${SUITE_TIMEOUT:-900}"
+MODULES="${MODULES:-test_sampler_v2 test_estimator_v2 test_executor test_executor_sampler \
+test_executor_estimator test_job test_retrieve_job test_results test_session test_backend \
+test_ibm_job_attributes}"
 WORK="${WORK:-$(mktemp -d /tmp/qdash-client-suite.XXXXXX)}"
 CLIENT_VENV="${CLIENT_VENV:-/tmp/qdash-client-venv}"
 mkdir -p "$WORK"
