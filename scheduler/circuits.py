@@ -372,10 +372,14 @@ def count_executions(
         if isinstance(pub, SamplerPub):
             shots = pub.shots or default_shots
         else:
-            precision = pub.precision or default_precision
-            shots = math.ceil(1 / precision**2) if precision > 0 else default_shots
+            shots = precision_shots(pub.precision or default_precision, default_shots)
         total += shots * pub.parameter_values.size
     return total
+
+
+def precision_shots(precision: float, default_shots: int = DEFAULT_SHOTS) -> int:
+    """The shots an estimator precision stands for: ceil(1 / precision^2)."""
+    return math.ceil(1 / precision**2) if precision > 0 else default_shots
 
 
 def _positive_int(value: object) -> TypeGuard[int]:

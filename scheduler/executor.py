@@ -33,6 +33,7 @@ from scheduler.circuits import (
     RunDefaults,
     decode_pubs,
     one_line,
+    precision_shots,
     run_defaults,
 )
 
@@ -135,8 +136,10 @@ def _estimate(pubs: list[Pub], defaults: RunDefaults, backend_options: dict) -> 
             PubResult(
                 pub_result.data,
                 metadata={
-                    key: pub_result.metadata[key]
-                    for key in ("target_precision", "circuit_metadata")
+                    "target_precision": pub_result.metadata["target_precision"],
+                    # As Qiskit Runtime reports it: the shots the precision stands for.
+                    "shots": precision_shots(pub_result.metadata["target_precision"]),
+                    "circuit_metadata": pub_result.metadata["circuit_metadata"],
                 },
             )
             for pub_result in result

@@ -104,12 +104,14 @@ def test_estimator_zz_on_bell_is_one_within_its_std() -> None:
     assert abs(evs[1] - 1) < 5 * stds[1]
     assert abs(evs[2]) < 5 * stds[2]
     assert result[0].metadata["target_precision"] == 0.01
+    assert result[0].metadata["shots"] == 10_000  # 1 / 0.01^2, as Qiskit Runtime reports it
 
 
 def test_estimator_uses_the_default_precision() -> None:
     result = decoded(execute("estimator", estimator_params(bell(), ["ZZ"])))
 
     assert list(result[0].data.stds) == [0.015625]
+    assert result[0].metadata["shots"] == 4096
 
 
 def test_60_qubit_ghz_runs_as_a_stabilizer_circuit() -> None:

@@ -337,10 +337,15 @@ def jobs_cancel(request: HttpRequest, uid: str) -> HttpResponse:
 
 @router.delete("/jobs/{uid}", response={204: None} | REFUSALS)
 def jobs_delete(request: HttpRequest, uid: str) -> HttpResponse:
-    """Delete a job in a final state (with its log lines); a live one must be cancelled first."""
+    """Delete a job with its log lines; a queued or running one is cancelled first, as in
+    Qiskit Runtime. Until the scheduler has applied the cancel, nothing is deleted (409)."""
     job = job_for_user(request, uid)
     if job.status not in m.FINAL_STATES:
-        raise ApiError(409, "job_not_final", f"Job {uid} is {job.status}; cancel it first.")
+        job = services.jobs_cancel(job=job)
+    if job.status not in m.FINAL_STATES:
+        raise ApiError(
+            409, "job_not_final", f"Job {uid} is still {job.status}; its cancel is pending."
+        )
     job.delete()
     return HttpResponse(status=204)
 

@@ -52,6 +52,7 @@ class Device(Schema):
     num_qubits: int
     status: DeviceStatus
     queue_length: int = 0
+    physical_qubits: int
     description: str = ""
 
 

@@ -295,13 +295,23 @@ def test_cancel_a_queued_job_and_refuse_a_final_one(alice: Caller, backend: mode
     assert again.status_code == 409 and again.json()["code"] == "job_final"
 
 
-def test_delete_only_a_final_job(alice: Caller, backend: models.Backend) -> None:
+def test_deleting_a_queued_job_cancels_it_first(alice: Caller, backend: models.Backend) -> None:
     pause(backend)
     uid = submit(alice)
-    assert alice.delete(f"/jobs/{uid}").status_code == 409
-    alice.post(f"/jobs/{uid}/cancel")
     assert alice.delete(f"/jobs/{uid}").status_code == 204
     assert not models.Job.objects.filter(uid=uid).exists()
+    assert alice.get(f"/jobs/{uid}").status_code == 404
+
+
+@override_settings(QDASH_APPLY_WAIT=0, QDASH_EAGER_LEADER=False)
+def test_a_job_whose_cancel_is_pending_is_not_deleted(
+    alice: Caller, backend: models.Backend
+) -> None:
+    pause(backend)
+    uid = submit(alice)
+    response = alice.delete(f"/jobs/{uid}")
+    assert response.status_code == 409 and response.json()["code"] == "job_not_final"
+    assert models.Job.objects.get(uid=uid).status == m.QUEUED
 
 
 def test_metrics_show_queue_position_and_estimated_start(
