@@ -68,6 +68,7 @@ def jobs_submit(
     session_mode: str = m.DEDICATED,
     max_execution_time: timedelta | None = None,
     tags: list[str] | None = None,
+    private: bool = False,
     uid: str | None = None,
     clock: Clock | None = None,
 ) -> Submitted:
@@ -129,6 +130,7 @@ def jobs_submit(
             program_id=program_id,
             params=params,
             tags=list(tags or []),
+            private=private,
             submitted_at=now,
             expected_duration=expected,
             max_execution_time=max_execution_time,

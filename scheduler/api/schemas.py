@@ -145,6 +145,7 @@ class JobIn(Schema):
         None, le=MAX_SECONDS, description="Alias of cost."
     )
     log_level: str | None = None
+    private: bool = False
 
 
 class JobCreated(Schema):

@@ -225,6 +225,21 @@ def test_results_are_the_stored_text(alice: Caller, backend: models.Backend) -> 
     assert json.loads(response.content) == {"x": 1}
 
 
+def test_a_private_jobs_params_are_hidden_and_its_result_handed_out_once(
+    alice: Caller, backend: models.Backend
+) -> None:
+    pause(backend)
+    uid = submit(alice, private=True)
+    shown = alice.get(f"/jobs/{uid}?exclude_params=false").json()
+    assert shown["private"] is True and shown["params"] is None
+    assert models.Job.objects.get(uid=uid).params == bell_params()  # kept, to run it
+    models.Job.objects.filter(uid=uid).update(status=m.COMPLETED, result='{"x": 1}')
+    assert json.loads(alice.get(f"/jobs/{uid}/results").content) == {"x": 1}
+    again = alice.get(f"/jobs/{uid}/results")
+    assert again.status_code == 200 and again.content == b""
+    assert models.Job.objects.get(uid=uid).result is None
+
+
 def test_a_failed_jobs_results_are_its_error(alice: Caller, backend: models.Backend) -> None:
     uid = submit(alice)
     models.Job.objects.filter(uid=uid).update(
