@@ -137,7 +137,9 @@ class Traffic:
         return node, robot
 
     def _backend(self) -> models.Backend:
-        return self.rng.choice(list(models.Backend.objects.all()))
+        """One of the demo's own backends: one an operator added gets no made-up traffic."""
+        names = [name for name, *_ in BACKENDS]
+        return self.rng.choice(list(models.Backend.objects.filter(name__in=names)))
 
     def _params(self, backend: models.Backend) -> tuple[str, dict]:
         rng = self.rng
