@@ -330,7 +330,9 @@ def run_defaults(program_id: str, params: dict[str, Any]) -> RunDefaults:
     """Defaults from the params' options (`default_shots`, `default_precision`, seeds).
 
     As in Qiskit Runtime, an estimator's `default_shots` sets its precision to
-    1/sqrt(shots) unless `default_precision` is given.
+    1/sqrt(shots) unless `default_precision` is given; with twirling on and both
+    `num_randomizations` and `shots_per_randomization` given, it runs their product
+    of shots whatever the other two say.
     """
     options = params.get("options")
     options = {} if options is None else options
@@ -348,6 +350,9 @@ def run_defaults(program_id: str, params: dict[str, Any]) -> RunDefaults:
         seed = options.get("seed_estimator", seed)
         if precision is None and shots is not None:
             precision = 1 / math.sqrt(shots)
+        twirled = _twirled_shots(options.get("twirling"))
+        if twirled is not None:
+            precision = 1 / math.sqrt(twirled)
     if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)):
         raise CircuitError("the simulator seed must be an integer")
     return RunDefaults(
@@ -355,6 +360,19 @@ def run_defaults(program_id: str, params: dict[str, Any]) -> RunDefaults:
         precision=float(precision or DEFAULT_PRECISION),
         seed=seed,
     )
+
+
+def _twirled_shots(twirling: Any) -> int | None:
+    """Randomizations times shots per randomization, when twirling is on and both are set."""
+    if not isinstance(twirling, dict):
+        return None
+    if not (twirling.get("enable_gates") or twirling.get("enable_measure")):
+        return None
+    randomizations = twirling.get("num_randomizations")
+    per_randomization = twirling.get("shots_per_randomization")
+    if _positive_int(randomizations) and _positive_int(per_randomization):
+        return randomizations * per_randomization
+    return None
 
 
 def count_executions(
@@ -378,8 +396,11 @@ def count_executions(
 
 
 def precision_shots(precision: float, default_shots: int = DEFAULT_SHOTS) -> int:
-    """The shots an estimator precision stands for: ceil(1 / precision^2)."""
-    return math.ceil(1 / precision**2) if precision > 0 else default_shots
+    """The shots an estimator precision stands for: ceil(1 / precision^2).
+
+    The tolerance keeps a precision of 1/sqrt(n) at n shots despite rounding.
+    """
+    return math.ceil(1 / precision**2 - 1e-6) if precision > 0 else default_shots
 
 
 def _positive_int(value: object) -> TypeGuard[int]:
