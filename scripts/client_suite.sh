@@ -7,8 +7,11 @@
 # environment and requirements are never touched). Prints one line per test and
 # a summary; the full pytest output and the server log stay in $WORK.
 #
+# The virtualenv also gets pytest, pytest-timeout, responses and simplejson, which the tests use.
+#
 # Environment (all optional):
-#   CLIENT_VERSION   qiskit-ibm-runtime release to test (default 0.51.0)
+#   CLIENT_VERSION   qiskit-ibm-runtime release to test (default 0.51.0, the minimum qdash
+#                    supports; "latest" takes the newest release on the package index)
 #   QISKIT_IBM_QPU   backend the tests run on (default test_eagle_qdash, a backend the script
 #                    adds, 1 s per job, which the demo traffic leaves alone; demo ones such as
 #                    sim_kyiv work but share the demo traffic)
@@ -39,8 +42,17 @@ echo "scratch directory: $WORK"
 if [ ! -x "$CLIENT_VENV/bin/python" ]; then
     python3 -m venv "$CLIENT_VENV"
 fi
+if [ "$CLIENT_VERSION" = latest ]; then
+    CLIENT_VERSION="$("$CLIENT_VENV/bin/pip" index versions qiskit-ibm-runtime 2>/dev/null \
+        | sed -n 's/^qiskit-ibm-runtime (\(.*\))$/\1/p')"
+    if [ -z "$CLIENT_VERSION" ]; then
+        echo "could not read the newest qiskit-ibm-runtime from the package index" >&2
+        exit 2
+    fi
+fi
+echo "qiskit-ibm-runtime $CLIENT_VERSION"
 "$CLIENT_VENV/bin/pip" install -q "qiskit-ibm-runtime==$CLIENT_VERSION" "pytest>=9.1" \
-    pytest-timeout responses
+    pytest-timeout responses simplejson
 "$CLIENT_VENV/bin/pip" download -q --no-deps --no-binary :all: \
     "qiskit-ibm-runtime==$CLIENT_VERSION" -d "$WORK/sdist"
 tar xzf "$WORK/sdist/qiskit_ibm_runtime-$CLIENT_VERSION.tar.gz" -C "$WORK"
