@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import decision, engine, live, whatif
+from . import chaos, decision, engine, live, whatif
 from .core import ROOT
 from .report import (
     decision_table,
@@ -107,6 +107,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     live_group.add_argument("--clients", type=int, default=200, help="websocket clients")
     live_group.add_argument("--changes", type=int, default=50, help="job submissions to time")
     live_group.add_argument(
+        "--fanout",
+        type=int,
+        default=1000,
+        help="websocket clients spread over the cluster's two web processes (PostgreSQL and "
+        "Redis); 0 skips it",
+    )
+    live_group.add_argument(
         "--gap",
         type=float,
         default=0.2,
@@ -141,10 +148,23 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     whatif_group.add_argument("--hours", type=float, default=24.0, help="the horizon")
     whatif_group.add_argument("--whatif-reps", type=int, default=7, help="timed what-ifs")
+    chaos_group = parser.add_argument_group("chaos (--chaos)")
+    chaos_group.add_argument(
+        "--chaos", action="store_true", help="run the cluster under faults instead"
+    )
+    chaos_group.add_argument("--chaos-jobs", type=int, default=10_000, help="jobs submitted")
+    chaos_group.add_argument(
+        "--chaos-seconds", type=float, default=480.0, help="seconds the submissions span"
+    )
+    chaos_group.add_argument("--leader-kills", type=int, default=100)
+    chaos_group.add_argument(
+        "--no-browser", action="store_true", help="without chromium on the dashboard"
+    )
     args = parser.parse_args(argv)
     if args.out is None:
         name = "bench-live.md" if args.live else "bench-engine.md" if args.engine else "bench.md"
         name = "bench-whatif.md" if args.whatif else name
+        name = "bench-chaos.md" if args.chaos else name
         args.out = ROOT / "artifacts" / name
     if args.quick:
         args.sizes, args.db_sizes, args.decision_sizes = QUICK_SIZES, [], QUICK_DECISION_SIZES
@@ -170,6 +190,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         return
     if args.whatif:
         run_whatif(args, workdir)
+        return
+    if args.chaos:
+        run_chaos(args, workdir)
         return
     load_before = os.getloadavg()[0]
     print("decision:", flush=True)
@@ -206,6 +229,10 @@ def run_live(args: argparse.Namespace, workdir: Path) -> None:
     if args.clients and args.changes:
         print(f"live: {args.clients} websocket clients, {args.changes} changes", flush=True)
         latency = live.measure_latency(args.clients, args.changes, args.gap, workdir)
+    fanout = None
+    if args.fanout and args.changes:
+        print(f"live: {args.fanout} websocket clients across the cluster", flush=True)
+        fanout = live.measure_fanout(args.fanout, args.changes, args.gap, workdir, _pg_server())
     page_runs = []
     for n_jobs in args.history:
         print(f"live: pages over {n_jobs:,} finished jobs", flush=True)
@@ -214,8 +241,9 @@ def run_live(args: argparse.Namespace, workdir: Path) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = [
         *header(args.seed, shlex.join(sys.argv[1:]), load_before, live=True),
-        *live_verdicts(latency, page_runs),
+        *live_verdicts(latency, page_runs, fanout),
         *(latency_table(latency) if latency else []),
+        *(latency_table(fanout) if fanout else []),
         *pages_sections(page_runs, args.out.parent),
     ]
     text = "\n".join(report)
@@ -248,6 +276,36 @@ def run_whatif(args: argparse.Namespace, workdir: Path) -> None:
         args.known, args.per_hour, args.hours, args.whatif_reps, args.seed, workdir
     )
     text = "\n".join(whatif.report(result, args.hours, shlex.join(sys.argv[1:])))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print()
+    print(text)
+    print(f"(written to {os.path.relpath(args.out)})")
+
+
+def _pg_server() -> str:
+    """The maintenance database of DATABASE_URL's PostgreSQL server (else the local one)."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        url = "postgresql://postgres@127.0.0.1:5432/postgres"
+    return url.rsplit("/", 1)[0] + "/postgres"
+
+
+def run_chaos(args: argparse.Namespace, workdir: Path) -> None:
+    server = _pg_server()
+    config = chaos.ChaosConfig(
+        jobs=args.chaos_jobs,
+        duration=args.chaos_seconds,
+        leader_kills=args.leader_kills,
+        browser=not args.no_browser,
+        seed=args.seed,
+    )
+    load_before = os.getloadavg()[0]
+    print(f"chaos: {config.jobs:,} jobs, {config.leader_kills} leader kills", flush=True)
+    result = chaos.run(config, workdir, server)
+    text = "\n".join(
+        [*header(args.seed, shlex.join(sys.argv[1:]), load_before), chaos.report(result)]
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print()

@@ -87,6 +87,8 @@ class LatencyResult:
     per_change_max_ms: list[float] = field(default_factory=list)  # the last client
     layer: str = ""
     note: str = ""
+    web_processes: int = 1
+    per_process: list[int] = field(default_factory=list)  # websockets each web process served
 
 
 class _Client:
@@ -164,8 +166,16 @@ class _Watch:
 
 
 async def _drive(
-    url: str, cookie: str, n_clients: int, n_changes: int, gap: float, env: dict[str, str]
+    url: str,
+    cookie: str,
+    n_clients: int,
+    n_changes: int,
+    gap: float,
+    env: dict[str, str],
+    census: Any = None,
 ) -> LatencyResult:
+    """`census()`, when given, is called once every client is ready: the websockets
+    each web process reports."""
     result = LatencyResult(n_clients, n_changes)
     watch = _Watch()
     clients = [_Client(watch) for _ in range(n_clients)]
@@ -185,6 +195,9 @@ async def _drive(
             await asyncio.wait_for(ready, CONNECT_TIMEOUT)
         result.connect_s = time.perf_counter() - start
         await asyncio.sleep(1.0)  # let anything still in flight settle
+        if census is not None:
+            await asyncio.sleep(2.0)  # a heartbeat of every web process
+            result.per_process = await asyncio.to_thread(census)
         for c in clients:
             c.messages[1] = c.bytes[1] = 0
         result.ready = sum(c.ready.is_set() for c in clients)
@@ -284,6 +297,52 @@ def measure_latency(n_clients: int, n_changes: int, gap: float, workdir: Path) -
     finally:
         for process in reversed(processes):
             _stop(process)
+
+
+def measure_fanout(
+    n_clients: int, n_changes: int, gap: float, workdir: Path, pg_server: str
+) -> LatencyResult:
+    """The same measure across the cluster's web processes: `deploy/supervisord.conf`
+    (two daphne processes on one socket, a scheduler, an executor) on a scratch
+    PostgreSQL database and a scratch Redis, the clients spread by the kernel."""
+    try:
+        import websockets  # noqa: F401
+    except ImportError:
+        return LatencyResult(n_clients, n_changes, note="needs `pip install websockets`")
+    from . import chaos
+
+    config = chaos.ChaosConfig(database="qdash_fanout", schedulers=1, executors=1, browser=False)
+    cluster = chaos.Cluster(config, workdir / "fanout", pg_server)
+    cluster.env["QDASH_PROCESS_HEARTBEAT"] = "1"
+    cluster.create_database()
+    cluster.start_redis()
+    try:
+        setup_path = workdir / "fanout-setup.json"
+        subprocess.run(
+            _child("setup", "--result", str(setup_path)), cwd=ROOT, env=cluster.env, check=True
+        )
+        sessionid = json.loads(setup_path.read_text())["sessionid"]
+        cluster.start()
+        url = f"ws://127.0.0.1:{cluster.port}/ws/live"
+
+        def census() -> list[int]:
+            rows = cluster.sql(
+                "SELECT detail FROM scheduler_process WHERE kind = 'web' "
+                "AND heartbeat_at > now() - interval '5 seconds' ORDER BY name"
+            )
+            return [int(detail.get("websockets", 0)) for (detail,) in rows]
+
+        cookie = f"sessionid={sessionid}"
+        result = asyncio.run(
+            _drive(url, cookie, n_clients, n_changes, gap, cluster.env, census=census)
+        )
+        result.layer = "channels_redis (scratch redis-server)"
+        result.web_processes = int(cluster.env["QDASH_WEB_PROCESSES"])
+        return result
+    finally:
+        cluster.stop()
+        with contextlib.suppress(Exception):
+            cluster.drop_database()
 
 
 # ---------------------------------------------------------------- page time

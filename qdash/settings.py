@@ -137,13 +137,15 @@ if POSTGRES:
     )
     # A pool of connections per process: under ASGI every request runs in a thread
     # of its own, so without a pool each one would connect anew (a PostgreSQL
-    # connect costs more than a whole submission). The pool hands out only
-    # connections that still work.
+    # connect costs more than a whole submission). The pool checks a connection
+    # before it hands it out, so one the server closed (a restart, an operator's
+    # pg_terminate_backend) is replaced instead of failing the next request.
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": 1,
         "max_size": env_int("QDASH_DB_POOL_SIZE", 8),
         "timeout": 30,
     }
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True  # the pool's check_connection
     # The same few statements run at every submission and step: bind values on the
     # server and prepare a statement once it ran five times on a connection.
     if env_bool("QDASH_PG_PREPARE", True):
@@ -159,7 +161,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _db_file = Path(DATABASES["default"]["NAME"])
     DATABASES["default"]["TEST"] = {"NAME": str(_db_file.with_name(f"test_{_db_file.name}"))}
 
-# Where started jobs run (README, "Scale-out"): "inline", in threads of the scheduler
+# Where started jobs run (README, "Running a cluster"): "inline", in threads of the scheduler
 # process (the embedded default), or "workers", in `manage.py executor` processes fed
 # through procrastinate's PostgreSQL queue.
 QDASH_EXECUTORS = os.environ.get("QDASH_EXECUTORS", "inline")

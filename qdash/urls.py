@@ -12,6 +12,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("submit", views.submit, name="submit"),
     path("jobs/<str:uid>", views.job_detail, name="job"),
+    path("jobs/<str:uid>/result.json", views.job_result, name="job_result"),
+    path("jobs/<str:uid>/bitstrings.json", views.job_bitstrings, name="job_bitstrings"),
     path("sessions/<str:uid>", views.session_detail, name="session"),
     path(
         "sessions/<str:uid>/close", views.session_action, {"action": "close"}, name="session_close"
@@ -27,6 +29,7 @@ urlpatterns = [
     path("what-if/run", whatif.what_if_run, name="what_if_run"),
     path("what-if/apply", whatif.what_if_apply, name="what_if_apply"),
     path("what-if/preview", whatif.what_if_preview, name="what_if_preview"),
+    path("cluster", views.cluster, name="cluster"),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),

@@ -55,8 +55,7 @@ def job_context(job: models.Job, *, user: Any) -> dict[str, Any]:
     when completed, its results."""
     visible = selectors.visible_instances(user=user)
     context: dict[str, Any] = {"job": job, "waiting": selectors.job_waiting(job, visible=visible)}
-    if job.status == models.Job.Status.COMPLETED:
-        context["result_chart"] = selectors.job_result_chart(job)
+    context["results"] = selectors.job_results(job)
     return context
 
 
@@ -132,7 +131,10 @@ def job_fragment(*, uid: str, user: Any, queued: bool = False) -> str | None:
     job = jobs.first()
     if job is None:
         return None
-    return render_to_string("job.html#job-status", job_context(job, user=user))
+    context = job_context(job, user=user)
+    return render_to_string("job.html#job-status", context) + render_to_string(
+        "job.html#job-results", context
+    )
 
 
 def session_fragments(*, uid: str, user: Any) -> list[str]:

@@ -24,7 +24,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import InterfaceError, OperationalError, close_old_connections, connection
 from django.utils import timezone
 
 from scheduler import bulk, metrics, models
@@ -42,6 +42,7 @@ from scheduler.wakeup import NOTIFY_CHANNEL
 log = logging.getLogger(__name__)
 TIDY_SECONDS = 60.0  # how often the leader deletes rows of processes long gone
 PLAN_RETRY = 0.25  # seconds: how soon the loop looks again while a plan is due
+TICK_RETRY = 0.1  # seconds: the first retry after a failed tick (doubling, up to the poll)
 EXECUTION_FAILED = "execution_failed"
 
 
@@ -168,6 +169,8 @@ class Scheduler:
             "steps": self.steps_as_leader,
             "executors": "workers" if self.queue is not None else "inline",
             "running": len(self.queue.jobs if self.queue is not None else self._executing),
+            # jobs whose circuits run in this process's threads (no executor workers)
+            "executing": sorted(self._executing) if self.queue is None else [],
             "loads": self.leader.loads,
             "queued": (
                 sum(policy.queues(name).queued for name in list(policy.backends))
@@ -350,6 +353,7 @@ async def scheduler_loop(
     publish = sync_to_async(scheduler.publish_plan, thread_sensitive=True)
     is_leader = sync_to_async(lock.acquire if lock else lambda: True, thread_sensitive=True)
     cleanup = sync_to_async(close_old_connections, thread_sensitive=True)
+    failures = 0  # ticks failed in a row
     try:
         while True:
             wakeup.clear()
@@ -368,10 +372,22 @@ async def scheduler_loop(
                 try:
                     next_at = await tick()
                     await publish()
-                except Exception:  # a failed step was rolled back; the next tick retries
-                    log.exception("scheduler tick failed")
+                except (OperationalError, InterfaceError) as error:
+                    # The database closed a connection or restarts: the step was rolled
+                    # back; retry soon (a failover must not wait for the next poll).
+                    failures += 1
+                    log.warning("scheduler tick failed, database unavailable: %s", error)
                     await cleanup()  # a connection that broke is replaced, not reused
                     next_at = None
+                except Exception:  # a failed step was rolled back; the next tick retries
+                    failures += 1
+                    log.exception("scheduler tick failed")
+                    await cleanup()
+                    next_at = None
+                else:
+                    failures = 0
+                if failures:
+                    timeout = min(poll, TICK_RETRY * 2 ** min(failures - 1, 5))
                 if next_at is not None:
                     wait = (next_at - scheduler.clock.now()).total_seconds()
                     timeout = min(poll, max(0.0, wait))

@@ -22,6 +22,7 @@ from django_htmx.middleware import HtmxDetails
 from scheduler import circuits, fragments, models, selectors, services
 from scheduler.forms import SubmitForm
 from scheduler.submission import SubmissionError, jobs_submit, warning_text
+from scheduler.whatif.views import staff_required
 
 
 class HtmxHttpRequest(HttpRequest):
@@ -101,11 +102,49 @@ def submit(request: HtmxHttpRequest) -> HttpResponse:
     return render(request, template, {"form": form, "examples": circuits.EXAMPLES})
 
 
+def _job_for_user(request: HttpRequest, uid: str) -> models.Job:
+    return get_object_or_404(selectors.jobs_visible(user=request.user), uid=uid)
+
+
 @require_safe
 @login_required
 def job_detail(request: HttpRequest, uid: str) -> HttpResponse:
-    job = get_object_or_404(selectors.jobs_visible(user=request.user), uid=uid)
+    job = _job_for_user(request, uid)
     return render(request, "job.html", fragments.job_context(job, user=request.user))
+
+
+def _download(response: HttpResponse, filename: str) -> HttpResponse:
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+def _unavailable(error: selectors.ResultUnavailable) -> JsonResponse:
+    return JsonResponse({"code": error.code, "message": error.message}, status=error.status)
+
+
+@require_safe
+@login_required
+def job_result(request: HttpRequest, uid: str) -> HttpResponse:
+    """The result as the client's own JSON: the text `/jobs/{id}/results` gives it."""
+    job = _job_for_user(request, uid)
+    try:
+        text = selectors.result_text(job)
+    except selectors.ResultUnavailable as error:
+        return _unavailable(error)
+    response = HttpResponse(text, content_type="application/json")
+    return _download(response, f"qdash-{job.uid}-result.json")
+
+
+@require_safe
+@login_required
+def job_bitstrings(request: HttpRequest, uid: str) -> HttpResponse:
+    """A sampler result's bitstrings, every shot, per PUB and classical register."""
+    job = _job_for_user(request, uid)
+    try:
+        data = selectors.job_bitstrings(job)
+    except selectors.ResultUnavailable as error:
+        return _unavailable(error)
+    return _download(JsonResponse(data), f"qdash-{job.uid}-bitstrings.json")
 
 
 def _session_for_user(request: HttpRequest, uid: str) -> models.Session:
@@ -141,3 +180,15 @@ def session_action(request: HtmxHttpRequest, uid: str, action: str) -> HttpRespo
 def fair_share(request: HttpRequest) -> HttpResponse:
     """The instance tree with shares and usage, and what each backend starts next."""
     return render(request, "fair_share.html", fragments.fair_share_context(user=request.user))
+
+
+@require_safe
+@staff_required
+def cluster(request: HtmxHttpRequest) -> HttpResponse:
+    """Operators: every process of the deployment, its last heartbeat and what it does.
+
+    The page polls itself every 2 s; an htmx request gets the tables only.
+    """
+    context = {"cluster": selectors.cluster_processes()}
+    template = "cluster.html#cluster-body" if request.htmx else "cluster.html"
+    return render(request, template, context)

@@ -225,6 +225,31 @@ PAGES: dict[str, Row] = {
             operator=(200, "job instance result"),
         ),
     ),
+    # Downloads of the job's result: whoever sees the job page.
+    "job_result": Row(
+        "GET",
+        lambda w: f"/jobs/{w.job.uid}/result.json",
+        cells(
+            anonymous=LOGIN,
+            inactive=LOGIN,
+            other=404,
+            peer=(200, "result"),
+            owner=(200, "result"),
+            operator=(200, "result"),
+        ),
+    ),
+    "job_bitstrings": Row(
+        "GET",
+        lambda w: f"/jobs/{w.job.uid}/bitstrings.json",
+        cells(
+            anonymous=LOGIN,
+            inactive=LOGIN,
+            other=404,
+            peer=(200, "job result"),
+            owner=(200, "job result"),
+            operator=(200, "job result"),
+        ),
+    ),
     "session": Row(
         "GET",
         lambda w: f"/sessions/{w.session.uid}",
@@ -274,8 +299,19 @@ PAGES: dict[str, Row] = {
             operator=(200, "instance"),
         ),
     ),
+    # The new key is shown in the answer itself, with the account page.
     "token_create": Row(
-        "POST", lambda w: "/account/tokens", cells(default=302), data=lambda w: {"name": "x"}
+        "POST",
+        lambda w: "/account/tokens",
+        cells(
+            anonymous=LOGIN,
+            inactive=LOGIN,
+            other=200,
+            peer=(200, "instance"),
+            owner=(200, "instance"),
+            operator=(200, "instance"),
+        ),
+        data=lambda w: {"name": "x"},
     ),
     "token_revoke": Row(
         "POST",
@@ -288,6 +324,11 @@ PAGES: dict[str, Row] = {
     "what_if_run": Row("GET", lambda w: "/what-if/run", STAFF_ONLY(200)),
     "what_if_apply": Row("GET", lambda w: "/what-if/apply", STAFF_ONLY(400)),
     "what_if_preview": Row("POST", lambda w: "/what-if/preview", STAFF_ONLY(400)),
+    # The cluster page and the fragment it polls: operators only.
+    "cluster": Row("GET", lambda w: "/cluster", STAFF_ONLY(200)),
+    "cluster#cluster-body": Row(
+        "GET", lambda w: "/cluster", STAFF_ONLY(200), headers={"HTTP_HX_REQUEST": "true"}
+    ),
 }
 
 # API operations by (method, path template); {uid} is the owner's job or session.

@@ -175,3 +175,16 @@ def test_each_busy_step_logs_one_line_with_its_phases(
     line = busy.getMessage()
     assert "inputs=2" in line and "started=1" in line and "finishes=0" in line
     assert "apply_ms=" in line and "write_ms=" in line
+
+
+def test_its_report_names_the_jobs_it_runs_itself(clock: FakeClock) -> None:
+    """The cluster page shows a scheduler without executor workers with its running jobs."""
+    scheduler = Scheduler(clock=clock, execute=FakeExecutor(), inline=True)
+    submit(clock, "j1", 5)
+    submit(clock, "j2", 5)
+    scheduler.tick()
+    assert (scheduler.detail()["executors"], scheduler.detail()["executing"]) == ("inline", ["j1"])
+
+    clock.advance(timedelta(seconds=5))
+    scheduler.tick()
+    assert scheduler.detail()["executing"] == ["j2"]

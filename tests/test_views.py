@@ -144,24 +144,6 @@ def test_the_job_page_charts_estimator_values_with_error_bars(
     assert '"kind": "estimator"' in html and '"evs": [' in html and '"stds": [' in html
 
 
-def test_the_job_page_of_an_executor_program_shows_no_primitive_chart(
-    staff: Client, backend: models.Backend
-) -> None:
-    from tests.test_quantum_programs import bell_program, program_params
-
-    params = program_params(bell_program(100))
-    submit_at("qexe", inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
-    engine.step([], at=timezone.now())
-    models.Job.objects.filter(uid="qexe").update(
-        program_id="executor", params=params, result=executor.execute("executor", params)
-    )
-    response = staff.get("/jobs/qexe")
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "Completed" in html and "executor" in html
-    assert '<section id="results" hidden>' in html and '"kind":' not in html
-
-
 def test_the_session_page_lets_its_owner_close_it(client: Client, held_session: datetime) -> None:
     owner = UserFactory(username="alice")
     models.Session.objects.filter(uid="qsessabc123").update(owner=owner)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django_guid import get_guid
 from ninja import NinjaAPI
@@ -64,6 +65,18 @@ def install(api: NinjaAPI) -> None:
     def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
         """A bug: the log has the traceback; the caller gets the request id, nothing more."""
         request_id = get_guid()
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            # The database is away (restarting, or it closed this connection): nothing
+            # was stored, and the same request will do once it is back.
+            log.warning("API request %s: database unavailable: %s", request_id, exc)
+            body = {
+                "code": "unavailable",
+                "message": "The database is unavailable for a moment; retry the request.",
+                "request_id": request_id,
+            }
+            response = api.create_response(request, body, status=503)
+            response["Retry-After"] = "1"
+            return response
         log.error("API error (request %s)", request_id, exc_info=exc)
         body = {
             "code": "server_error",

@@ -28,8 +28,15 @@ from scheduler.selectors.charts import (
     flow_now,
     queue_flow,
 )
+from scheduler.selectors.cluster import Cluster, ProcessRow, cluster_processes
 from scheduler.selectors.fair_share import TreeRow, fair_share_next, fair_share_tree
-from scheduler.selectors.results import job_result_chart
+from scheduler.selectors.results import (
+    JobResults,
+    ResultUnavailable,
+    job_bitstrings,
+    job_results,
+    result_text,
+)
 from scheduler.selectors.timeline import session_events, session_timeline
 from scheduler.selectors.waiting import ReasonView, Waiting, job_waiting
 
@@ -41,18 +48,25 @@ __all__ = [
     "LANE_LABELS",
     "TIMELINE_SPAN",
     "BackendCard",
+    "Cluster",
+    "JobResults",
+    "ProcessRow",
     "ReasonView",
+    "ResultUnavailable",
     "TreeRow",
     "User",
     "Waiting",
     "backend_cards",
+    "cluster_processes",
     "fair_share_next",
     "fair_share_tree",
     "flow_bin",
     "flow_now",
     "instances_of",
     "job_filter_choices",
-    "job_result_chart",
+    "job_bitstrings",
+    "job_results",
+    "result_text",
     "job_waiting",
     "jobs_table",
     "jobs_visible",

@@ -37,6 +37,15 @@ def duration(span: Any) -> str:
     return f"{minutes}m {seconds}s" if minutes else f"{seconds}s"
 
 
+@register.filter
+def age(span: Any) -> str:
+    """How long ago, to a tenth of a second under a minute: `1.4s`, `3m 0s`."""
+    if span is None:
+        return ""
+    seconds = span.total_seconds()
+    return f"{seconds:.1f}s" if seconds < 60 else duration(span)
+
+
 LANE_WORDS = {"reservation": "reservation", "session": "session", "fair_share": "fair-share"}
 
 

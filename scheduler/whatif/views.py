@@ -36,7 +36,7 @@ def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespo
     @wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_staff:
-            raise PermissionDenied("The what-if page is for operators.")
+            raise PermissionDenied("This page is for operators.")
         return view(request, *args, **kwargs)
 
     return login_required(wrapper)

@@ -248,6 +248,20 @@
       onJson(JSON.parse(text));
     }
   });
+  // A page that polls instead (the cluster page): the dot follows its last poll.
+  document.addEventListener("htmx:afterRequest", function (evt) {
+    if (evt.detail.elt && evt.detail.elt.hasAttribute("data-poll")) setLive(evt.detail.successful);
+  });
+  // Copy buttons of code snippets (the account page's notebook snippet).
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("button[data-copy]");
+    var code = button && document.getElementById(button.dataset.copy);
+    if (!code || !navigator.clipboard) return;
+    navigator.clipboard.writeText(code.textContent).then(function () {
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = "Copy"; }, 2000);
+    });
+  });
   document.addEventListener("htmx:wsOpen", function () { setLive(true); });
   document.addEventListener("htmx:wsClose", function () { setLive(false); });
   document.addEventListener("htmx:wsAfterMessage", function () {
