@@ -161,7 +161,8 @@ class Traffic:
         backend = self._backend()
         node, user = self._member()
         if self.rng.random() < 0.5:
-            session, _ = sessions_create(owner=user, backend=backend, instance=node)
+            mode = m.BATCH if self.rng.random() < 0.3 else m.DEDICATED  # Batch(...) too
+            session, _ = sessions_create(owner=user, backend=backend, instance=node, mode=mode)
         else:
             program, params = self._params(backend)
             job = self._submit(

@@ -67,6 +67,17 @@ def test_traffic_keeps_to_the_demo_backends() -> None:
     assert not models.Session.objects.filter(backend__name="test_eagle_added").exists()
 
 
+def test_traffic_opens_dedicated_sessions_and_batches() -> None:
+    demo.demo_load()
+    traffic = demo.Traffic(seed=11)
+
+    for _ in range(150):
+        traffic.step()
+
+    modes = set(models.Session.objects.values_list("mode", flat=True))
+    assert modes == {m.DEDICATED, m.BATCH}
+
+
 def test_the_traffic_loop_opens_with_a_burst_of_plain_jobs_then_slows_down() -> None:
     steps: list[str] = []
 
