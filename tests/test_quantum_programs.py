@@ -7,23 +7,13 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit_ibm_runtime.decoders.executor.decoder import ExecutorResultDecoder
-from qiskit_ibm_runtime.options_models.executor import ExecutorOptions
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
-from qiskit_ibm_runtime.quantum_program.params_converters import (
-    QUANTUM_PROGRAM_PARAMS_CONVERTERS,
-)
 
 from scheduler import circuits, quantum_programs
 from scheduler.circuits import CircuitError, Limits
 from scheduler.executor import ExecutionError, execute
+from tests.executor_results import program_params
 from tests.test_executor import bell
-
-
-def program_params(program: QuantumProgram) -> dict:
-    """The `params` the client's `Executor.run(program)` sends."""
-    converter = QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"]
-    params: dict = converter.encoder(program, ExecutorOptions()).model_dump(mode="json")
-    return params
 
 
 def bell_program(shots: int = 1000) -> QuantumProgram:

@@ -13,7 +13,8 @@ from scheduler import models
 from scheduler.circuits import ghz
 from scheduler.policy import model as m
 from tests.api.conftest import Caller, bell_params, job_body, pause
-from tests.test_quantum_programs import program_params, rotation_program
+from tests.executor_results import program_params
+from tests.test_quantum_programs import rotation_program
 
 pytestmark = pytest.mark.django_db
 
