@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -164,31 +165,46 @@ def test_a_job_over_its_max_execution_time_raises_the_timeout_error(service: Any
     assert models.Job.objects.get(uid=job.job_id()).error == m.MAX_EXECUTION_TIME_EXCEEDED
 
 
-def test_executor_programs_run_in_every_mode(service: Any) -> None:
+def _in_mode(mode: str, backend: Any) -> contextlib.AbstractContextManager[Any]:
+    """The backend itself (job mode), or a session or batch on it that closes afterwards."""
+    if mode == "session":
+        return Session(backend=backend)
+    if mode == "batch":
+        return Batch(backend=backend)
+    return contextlib.nullcontext(backend)
+
+
+@pytest.mark.parametrize("mode", ["job", "session", "batch"])
+def test_the_executor_and_its_sampler_and_estimator_run_in_every_mode(
+    service: Any, mode: str
+) -> None:
     backend = service.backend("sim_x")
     circuit = bell(backend)
     program = QuantumProgram(shots=2000)
     program.append_circuit_item(circuit)
-    with Session(backend=backend) as session:
-        in_session = Executor(mode=session).run(program)
-        bits = in_session.result()[0]["meas"]
-    assert bits.shape == (2000, 2)
-    ones = bits.sum(axis=1)
-    assert set(ones) <= {0, 2}  # every shot reads 00 or 11
-    assert abs((ones == 0).sum() - 1000) < 200
-    job = models.Job.objects.get(uid=in_session.job_id())
-    assert job.program_id == "executor" and job.session is not None
-    assert job.expected_duration == timedelta(milliseconds=20) + 2000 * timedelta(microseconds=1)
-
-    counts = ExecutorSampler(mode=backend).run([circuit], shots=2000).result()[0]
-    counts = counts.data.meas.get_counts()
-    assert set(counts) == {"00", "11"} and abs(counts["00"] - 1000) < 200
-
     unmeasured = circuit.remove_final_measurements(inplace=False)
     observable = SparsePauliOp("ZZ").apply_layout(unmeasured.layout)
-    estimator = ExecutorEstimator(mode=backend)
-    evs = estimator.run([(unmeasured, observable)]).result()[0].data.evs
+    with _in_mode(mode, backend) as where:
+        executed = Executor(mode=where).run(program)
+        sampled = ExecutorSampler(mode=where).run([circuit], shots=2000)
+        estimated = ExecutorEstimator(mode=where).run([(unmeasured, observable)])
+        bits = executed.result()[0]["meas"]
+        counts = sampled.result()[0].data.meas.get_counts()
+        evs = estimated.result()[0].data.evs
+
+    assert bits.shape == (2000, 2)
+    ones = bits.sum(axis=1)
+    assert set(ones.tolist()) <= {0, 2}  # every shot reads 00 or 11
+    assert abs(int((ones == 0).sum()) - 1000) < 200
+    assert set(counts) == {"00", "11"} and abs(counts["00"] - 1000) < 200
     assert abs(float(evs) - 1) < 0.1
+    rows = models.Job.objects.filter(uid__in=[j.job_id() for j in (executed, sampled, estimated)])
+    assert [job.program_id for job in rows] == ["executor"] * 3
+    sessions = {job.session.mode if job.session else None for job in rows}
+    assert sessions == {{"job": None, "session": m.DEDICATED, "batch": m.BATCH}[mode]}
+    # Modeled QPU time: the backend's overhead plus 1 µs per shot of each item element.
+    executor_job = models.Job.objects.get(uid=executed.job_id())
+    assert executor_job.expected_duration == timedelta(milliseconds=20, microseconds=2000)
 
 
 def test_a_batch_runs_its_jobs_as_a_batch_mode_session(service: Any) -> None:
