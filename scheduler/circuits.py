@@ -22,7 +22,8 @@ from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 
 SAMPLER = "sampler"
 ESTIMATOR = "estimator"
-PROGRAMS = (SAMPLER, ESTIMATOR)
+EXECUTOR = "executor"  # a client's QuantumProgram: scheduler.quantum_programs
+PROGRAMS = (SAMPLER, ESTIMATOR, EXECUTOR)
 
 DEFAULT_SHOTS = 4000
 # The service's default estimator precision, 1/sqrt(4096).
@@ -287,8 +288,8 @@ def _wire(pubs: list[SamplerPub] | list[EstimatorPub]) -> dict[str, Any]:
 
 def decode_pubs(program_id: str, params: Any) -> list[Pub]:
     """The PUBs of stored `params`, validated; raises `CircuitError` for bad input."""
-    if program_id not in PROGRAMS:
-        raise CircuitError(f"unknown program {program_id!r}; use 'sampler' or 'estimator'")
+    if program_id not in (SAMPLER, ESTIMATOR):
+        raise CircuitError(f"program {program_id!r} takes no pubs; use 'sampler' or 'estimator'")
     if not isinstance(params, dict) or not isinstance(params.get("pubs"), list):
         raise CircuitError("params must be an object with a list of pubs")
     if not params["pubs"]:
@@ -339,7 +340,9 @@ def run_defaults(program_id: str, params: dict[str, Any]) -> RunDefaults:
     """Defaults from the params' options (`default_shots`, `default_precision`, seeds).
 
     As in Qiskit Runtime, an estimator's `default_shots` sets its precision to
-    1/sqrt(shots) unless `default_precision` is given.
+    1/sqrt(shots) unless `default_precision` is given; with twirling on and both
+    `num_randomizations` and `shots_per_randomization` given, it runs their product
+    of shots whatever the other two say.
     """
     options = params.get("options")
     options = {} if options is None else options
@@ -357,6 +360,9 @@ def run_defaults(program_id: str, params: dict[str, Any]) -> RunDefaults:
         seed = options.get("seed_estimator", seed)
         if precision is None and shots is not None:
             precision = 1 / math.sqrt(shots)
+        twirled = _twirled_shots(options.get("twirling"))
+        if twirled is not None:
+            precision = 1 / math.sqrt(twirled)
     if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool)):
         raise CircuitError("the simulator seed must be an integer")
     return RunDefaults(
@@ -364,6 +370,19 @@ def run_defaults(program_id: str, params: dict[str, Any]) -> RunDefaults:
         precision=float(precision or DEFAULT_PRECISION),
         seed=seed,
     )
+
+
+def _twirled_shots(twirling: Any) -> int | None:
+    """Randomizations times shots per randomization, when twirling is on and both are set."""
+    if not isinstance(twirling, dict):
+        return None
+    if not (twirling.get("enable_gates") or twirling.get("enable_measure")):
+        return None
+    randomizations = twirling.get("num_randomizations")
+    per_randomization = twirling.get("shots_per_randomization")
+    if _positive_int(randomizations) and _positive_int(per_randomization):
+        return randomizations * per_randomization
+    return None
 
 
 def count_executions(
@@ -381,10 +400,17 @@ def count_executions(
         if isinstance(pub, SamplerPub):
             shots = pub.shots or default_shots
         else:
-            precision = pub.precision or default_precision
-            shots = math.ceil(1 / precision**2) if precision > 0 else default_shots
+            shots = precision_shots(pub.precision or default_precision, default_shots)
         total += shots * pub.parameter_values.size
     return total
+
+
+def precision_shots(precision: float, default_shots: int = DEFAULT_SHOTS) -> int:
+    """The shots an estimator precision stands for: ceil(1 / precision^2).
+
+    The tolerance keeps a precision of 1/sqrt(n) at n shots despite rounding.
+    """
+    return math.ceil(1 / precision**2 - 1e-6) if precision > 0 else default_shots
 
 
 def _positive_int(value: object) -> TypeGuard[int]:
@@ -494,6 +520,10 @@ def inspect(program_id: str, params: Any, limits: Limits) -> Inspection:
     Counts are checked on the JSON before anything is decoded; circuits, shots,
     parameter sets and observables after. Raises `CircuitError`.
     """
+    if program_id == EXECUTOR:
+        from scheduler import quantum_programs  # imports circuits; loaded when first needed
+
+        return quantum_programs.inspect(params, limits)
     raw = params.get("pubs") if isinstance(params, dict) else None
     if isinstance(raw, list) and len(raw) > limits.pubs:
         raise CircuitError(f"the job has {len(raw)} PUBs; at most {limits.pubs} are allowed")

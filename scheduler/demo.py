@@ -137,7 +137,9 @@ class Traffic:
         return node, robot
 
     def _backend(self) -> models.Backend:
-        return self.rng.choice(list(models.Backend.objects.all()))
+        """One of the demo's own backends: one an operator added gets no made-up traffic."""
+        names = [name for name, *_ in BACKENDS]
+        return self.rng.choice(list(models.Backend.objects.filter(name__in=names)))
 
     def _params(self, backend: models.Backend) -> tuple[str, dict]:
         rng = self.rng
@@ -159,7 +161,8 @@ class Traffic:
         backend = self._backend()
         node, user = self._member()
         if self.rng.random() < 0.5:
-            session, _ = sessions_create(owner=user, backend=backend, instance=node)
+            mode = m.BATCH if self.rng.random() < 0.3 else m.DEDICATED  # Batch(...) too
+            session, _ = sessions_create(owner=user, backend=backend, instance=node, mode=mode)
         else:
             program, params = self._params(backend)
             job = self._submit(

@@ -22,7 +22,12 @@ def input_limits() -> circuits.Limits:
 @functools.cache
 def sandbox() -> Sandbox:
     conf = settings.QDASH_DECODE
-    return Sandbox(workers=conf["WORKERS"], memory_mb=conf["MEMORY_MB"], seconds=conf["SECONDS"])
+    return Sandbox(
+        workers=conf["WORKERS"],
+        memory_mb=conf["MEMORY_MB"],
+        seconds=conf["SECONDS"],
+        preload=("scheduler.circuits", "scheduler.quantum_programs"),
+    )
 
 
 def decode(func: Any, *args: Any, **kwargs: Any) -> Any:

@@ -200,6 +200,10 @@ class Job(models.Model):
     params = models.JSONField(default=dict, blank=True, help_text="Primitive inputs.")
     result = models.JSONField(null=True, blank=True)
     tags = models.JSONField(default=list, blank=True)
+    private = models.BooleanField(
+        default=False,
+        help_text="Params never shown through the API; the result is handed out once, then erased.",
+    )
 
     class Meta:
         ordering = ["-submitted_at", "-id"]

@@ -68,6 +68,7 @@ def jobs_submit(
     session_mode: str = m.DEDICATED,
     max_execution_time: timedelta | None = None,
     tags: list[str] | None = None,
+    private: bool = False,
     uid: str | None = None,
     clock: Clock | None = None,
 ) -> Submitted:
@@ -89,7 +90,8 @@ def jobs_submit(
         )
     if program_id not in circuits.PROGRAMS:
         raise SubmissionError(
-            "unknown_program", f"Unknown program {program_id!r}; use sampler or estimator."
+            "unknown_program",
+            f"Unknown program {program_id!r}; use sampler, estimator or executor.",
         )
     tags_check(list(tags or []))
     if start_session:
@@ -128,6 +130,7 @@ def jobs_submit(
             program_id=program_id,
             params=params,
             tags=list(tags or []),
+            private=private,
             submitted_at=now,
             expected_duration=expected,
             max_execution_time=max_execution_time,

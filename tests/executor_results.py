@@ -1,47 +1,37 @@
-"""Results of the `executor` program in the wire format the client decodes, made by the
-client's own local implementation (`fake_provider`'s `run_quantum_program`) on Aer and
-encoded as the `v2.0` `QuantumProgramResultModel`."""
+"""The `executor` program's params as the client sends them, and its results as qdash's
+executor answers them (the client's own `run_quantum_program` on Aer, encoded as the
+`v2.0` `QuantumProgramResultModel`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-from ibm_quantum_schemas.common.tensor import CompressedTensorModel
-from ibm_quantum_schemas.executor.version_2_0 import models as schema
 from qiskit import QuantumCircuit
 from qiskit_aer import AerSimulator
 from qiskit_ibm_runtime.executor_estimator import Estimator
 from qiskit_ibm_runtime.executor_estimator.prepare import prepare as estimator_prepare
 from qiskit_ibm_runtime.executor_sampler import Sampler
 from qiskit_ibm_runtime.executor_sampler.prepare import prepare as sampler_prepare
-from qiskit_ibm_runtime.fake_provider.executor.run_quantum_program import run_quantum_program
-from qiskit_ibm_runtime.options_models.simulator import SimulatorOptions
+from qiskit_ibm_runtime.options_models.executor import ExecutorOptions
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
-from qiskit_ibm_runtime.quantum_program.converters.converters_2_0 import passthrough_data_to_2_0
+from qiskit_ibm_runtime.quantum_program.params_converters import (
+    QUANTUM_PROGRAM_PARAMS_CONVERTERS,
+)
+
+from scheduler.executor import execute
 
 
-def program_result(program: QuantumProgram, *, seed: int = 7) -> str:
-    """Run `program` on Aer as the client's local service does; its result as wire JSON."""
-    backend = AerSimulator()
-    result = run_quantum_program(backend, program, SimulatorOptions(seed_simulator=seed))
-    model = schema.QuantumProgramResultModel(
-        data=[
-            schema.QuantumProgramResultItemModel(
-                results={
-                    name: CompressedTensorModel.from_numpy(np.asarray(value))
-                    for name, value in item.items()
-                },
-                metadata=schema.ItemMetadataModel(),
-            )
-            for item in result
-        ],
-        metadata=schema.MetadataModel(chunk_timing=[]),
-        passthrough_data=passthrough_data_to_2_0(result.passthrough_data),
-        semantic_role=getattr(result, "_semantic_role", None),
-    )
-    return model.model_dump_json()
+def program_params(program: QuantumProgram) -> dict[str, Any]:
+    """The `params` the client's `Executor.run(program)` sends."""
+    converter = QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"]
+    params: dict[str, Any] = converter.encoder(program, ExecutorOptions()).model_dump(mode="json")
+    return params
+
+
+def program_result(program: QuantumProgram) -> str:
+    """What qdash's executor answers for `program`: the client's v2.0 result JSON."""
+    return execute("executor", program_params(program))
 
 
 def sampler_result(circuits: Sequence[QuantumCircuit], shots: int) -> str:

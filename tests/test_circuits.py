@@ -285,7 +285,7 @@ def test_params_round_trip_through_the_decoder() -> None:
 @pytest.mark.parametrize(
     ("program_id", "params", "message"),
     [
-        ("executor", {"pubs": []}, "unknown program 'executor'"),
+        ("executor", {"pubs": []}, "program 'executor' takes no pubs"),
         ("sampler", [], "params must be an object"),
         ("sampler", {"options": {}}, "params must be an object"),
         ("sampler", {"pubs": []}, "no pubs"),
@@ -356,6 +356,26 @@ def test_run_defaults_read_the_options() -> None:
     assert (sampler.shots, sampler.seed) == (100, 7)
     assert estimator.precision == pytest.approx(0.1)
     assert run_defaults("sampler", {"options": {}}).shots == 4000
+
+
+@pytest.mark.parametrize(
+    ("twirling", "precision"),
+    [
+        ({"enable_gates": True, "num_randomizations": 16, "shots_per_randomization": 100}, 0.025),
+        ({"enable_measure": True, "num_randomizations": 4, "shots_per_randomization": 25}, 0.1),
+        ({"enable_gates": False, "num_randomizations": 16, "shots_per_randomization": 100}, 0.05),
+        ({"enable_gates": True, "num_randomizations": 16}, 0.05),  # shots per one: "auto"
+    ],
+)
+def test_an_estimator_twirled_with_both_counts_runs_their_product(
+    twirling: dict, precision: float
+) -> None:
+    options = {"default_precision": 0.05, "default_shots": 400, "twirling": twirling}
+
+    defaults = run_defaults("estimator", {"options": options})
+
+    assert defaults.precision == pytest.approx(precision)
+    assert run_defaults("sampler", {"options": options}).shots == 400
 
 
 @pytest.mark.parametrize(

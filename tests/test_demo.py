@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -49,6 +50,32 @@ def test_traffic_submits_jobs_into_the_demo_instances() -> None:
     # Its own account, so a person's queue limit is theirs alone.
     assert {job.owner.username for job in jobs} == {demo.TRAFFIC_USER}
     assert not get_user_model().objects.get(username=demo.TRAFFIC_USER).has_usable_password()
+
+
+def test_traffic_keeps_to_the_demo_backends() -> None:
+    demo.demo_load()
+    models.Backend.objects.create(
+        name="test_eagle_added", job_overhead=timedelta(seconds=1), shot_time=timedelta(0)
+    )
+    traffic = demo.Traffic(seed=5)
+
+    for _ in range(30):
+        traffic.step()
+
+    used = set(models.Job.objects.values_list("backend__name", flat=True))
+    assert used and used <= {name for name, *_ in demo.BACKENDS}
+    assert not models.Session.objects.filter(backend__name="test_eagle_added").exists()
+
+
+def test_traffic_opens_dedicated_sessions_and_batches() -> None:
+    demo.demo_load()
+    traffic = demo.Traffic(seed=11)
+
+    for _ in range(150):
+        traffic.step()
+
+    modes = set(models.Session.objects.values_list("mode", flat=True))
+    assert modes == {m.DEDICATED, m.BATCH}
 
 
 def test_the_traffic_loop_opens_with_a_burst_of_plain_jobs_then_slows_down() -> None:

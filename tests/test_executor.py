@@ -104,12 +104,24 @@ def test_estimator_zz_on_bell_is_one_within_its_std() -> None:
     assert abs(evs[1] - 1) < 5 * stds[1]
     assert abs(evs[2]) < 5 * stds[2]
     assert result[0].metadata["target_precision"] == 0.01
+    assert result[0].metadata["shots"] == 10_000  # 1 / 0.01^2, as Qiskit Runtime reports it
+
+
+def test_a_twirled_estimator_reports_the_product_of_its_twirling_counts_as_shots() -> None:
+    params = estimator_params(bell(), ["ZZ"])
+    twirling = {"enable_gates": True, "num_randomizations": 16, "shots_per_randomization": 100}
+    params["options"] = {"default_shots": 400, "twirling": twirling}
+
+    result = decoded(execute("estimator", params))
+
+    assert result[0].metadata["shots"] == 1600 and list(result[0].data.stds) == [0.025]
 
 
 def test_estimator_uses_the_default_precision() -> None:
     result = decoded(execute("estimator", estimator_params(bell(), ["ZZ"])))
 
     assert list(result[0].data.stds) == [0.015625]
+    assert result[0].metadata["shots"] == 4096
 
 
 def test_60_qubit_ghz_runs_as_a_stabilizer_circuit() -> None:

@@ -153,6 +153,21 @@ def test_the_session_timeline_marks_jobs_and_closes(
     assert marks["qj3"]["at"] == traffic + timedelta(seconds=70) and marks["qj3"]["started"]
 
 
+def test_the_session_timeline_tells_batches_from_dedicated_sessions(
+    backend: models.Backend, traffic: datetime, driver: Driver
+) -> None:
+    driver.act(m.CloseSession("qs1"), at=traffic + timedelta(seconds=240))
+    staff = UserFactory(username="op", is_staff=True)
+    window = {"since": traffic, "now": traffic + timedelta(minutes=5), "user": staff}
+    dedicated = selectors.session_timeline(**window)
+    models.Session.objects.filter(uid="qs1").update(mode=m.BATCH)
+
+    batch = selectors.session_timeline(**window)
+
+    assert {s["mode"] for s in dedicated["spans"] + dedicated["closes"]} == {m.DEDICATED}
+    assert {s["mode"] for s in batch["spans"] + batch["closes"]} == {m.BATCH}
+
+
 def test_researchers_see_other_instances_sessions_under_stand_in_names(
     backend: models.Backend, traffic: datetime
 ) -> None:

@@ -62,6 +62,7 @@ def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str
                 # As IBM's list shows it; `service.least_busy()` reads status.name.
                 "status": {"name": b.status, "reason": ""},
                 "queue_length": queued.get(b.pk, 0),
+                "physical_qubits": b.num_qubits,
                 "description": b.description,
             }
             for b in models.Backend.objects.all()
@@ -79,9 +80,20 @@ def _queued(backend: models.Backend) -> int:
     return 0 if sample is None else _total(sample)
 
 
+def _no_calibration(name: str, calibration_id: str | None) -> None:
+    """qdash's backends have one, unnamed calibration: any other one is unknown."""
+    if calibration_id is not None:
+        raise ApiError(
+            404, "unknown_calibration", f"Backend {name!r} has no calibration {calibration_id!r}."
+        )
+
+
 @router.get("/backends/{name}/configuration", response={200: ConfigurationOut} | REFUSALS)
-def backends_configuration(request: HttpRequest, name: str) -> dict[str, Any]:
+def backends_configuration(
+    request: HttpRequest, name: str, calibration_id: str | None = None
+) -> dict[str, Any]:
     backend = backend_or_404(name)
+    _no_calibration(name, calibration_id)
     limits = input_limits()
     return {
         "backend_name": backend.name,
@@ -103,11 +115,29 @@ def backends_configuration(request: HttpRequest, name: str) -> dict[str, Any]:
     }
 
 
-@router.get("/backends/{name}/properties", response={200: dict | None} | REFUSALS)
-def backends_properties(request: HttpRequest, name: str) -> None:
-    """No calibration data: the client then transpiles to `basis_gates` only."""
-    backend_or_404(name)
-    return None
+@router.get("/backends/{name}/properties", response={200: dict} | REFUSALS)
+def backends_properties(
+    request: HttpRequest, name: str, calibration_id: str | None = None
+) -> dict[str, Any]:
+    """The calibration of a noiseless simulator: every qubit reads out without error.
+
+    Qubits only: with no gate entries the client keeps every gate ideal on every pair
+    of qubits (there is no coupling map). Coherence times are left out; they are infinite.
+    """
+    backend = backend_or_404(name)
+    _no_calibration(name, calibration_id)
+    readout = [
+        {"date": ONLINE_DATE, "name": prop, "unit": "", "value": 0.0}
+        for prop in ("readout_error", "prob_meas0_prep1", "prob_meas1_prep0")
+    ]
+    return {
+        "backend_name": backend.name,
+        "backend_version": BACKEND_VERSION,
+        "last_update_date": ONLINE_DATE,
+        "qubits": [readout] * backend.num_qubits,
+        "gates": [],
+        "general": [],
+    }
 
 
 @router.get("/backends/{name}/status", response={200: BackendStatusOut} | REFUSALS)

@@ -74,7 +74,7 @@ def jobs_post(request: HttpRequest) -> Status[dict[str, Any]]:
         raise ApiError(
             400,
             "unknown_program",
-            f"Unknown program {payload.program_id!r}; use sampler or estimator.",
+            f"Unknown program {payload.program_id!r}; use sampler, estimator or executor.",
         )
     uid = _idempotent_uid(caller, request.headers.get("Idempotency-Key"))
     earlier = _earlier_attempt(caller, payload, uid)
@@ -93,6 +93,7 @@ def jobs_post(request: HttpRequest) -> Status[dict[str, Any]]:
             start_session=payload.start_session,
             max_execution_time=_limit(payload),
             tags=payload.tags,
+            private=payload.private,
             uid=uid,
         )
     except circuits.CircuitError as error:  # bad options; nothing was stored
@@ -259,14 +260,27 @@ def jobs_get(request: HttpRequest, uid: str, exclude_params: bool = False) -> di
 
 @router.get("/jobs/{uid}/results", response={200: None} | REFUSALS)
 def jobs_results(request: HttpRequest, uid: str) -> HttpResponse:
-    """The PrimitiveResult as RuntimeEncoder JSON; for a failed job, why it failed."""
+    """The PrimitiveResult as RuntimeEncoder JSON; for a failed job, why it failed.
+
+    A private job's result is handed out once and erased; later calls get an empty body.
+    """
     job = job_for_user(request, uid)
+    if job.status == m.COMPLETED and job.private:
+        return _private_result(job)
     if job.status == m.COMPLETED and job.result is not None:
         text = job.result if isinstance(job.result, str) else json.dumps(job.result)
         return HttpResponse(text, content_type="application/json")
     if job.status in (m.FAILED, m.CANCELLED) and job.error:
         return HttpResponse(failure_text(job), content_type="text/plain; charset=utf-8")
     raise ApiError(409, "no_result", f"Job {uid} has no result (status {job.status}).")
+
+
+def _private_result(job: models.Job) -> HttpResponse:
+    erased = models.Job.objects.filter(pk=job.pk, result__isnull=False).update(result=None)
+    if not erased or job.result is None:  # handed out before, maybe just now to a racing call
+        return HttpResponse("", content_type="application/json")
+    text = job.result if isinstance(job.result, str) else json.dumps(job.result)
+    return HttpResponse(text, content_type="application/json")
 
 
 @router.get("/jobs/{uid}/logs", response={200: None} | REFUSALS)
@@ -337,10 +351,15 @@ def jobs_cancel(request: HttpRequest, uid: str) -> HttpResponse:
 
 @router.delete("/jobs/{uid}", response={204: None} | REFUSALS)
 def jobs_delete(request: HttpRequest, uid: str) -> HttpResponse:
-    """Delete a job in a final state (with its log lines); a live one must be cancelled first."""
+    """Delete a job with its log lines; a queued or running one is cancelled first, as in
+    Qiskit Runtime. Until the scheduler has applied the cancel, nothing is deleted (409)."""
     job = job_for_user(request, uid)
     if job.status not in m.FINAL_STATES:
-        raise ApiError(409, "job_not_final", f"Job {uid} is {job.status}; cancel it first.")
+        job = services.jobs_cancel(job=job)
+    if job.status not in m.FINAL_STATES:
+        raise ApiError(
+            409, "job_not_final", f"Job {uid} is still {job.status}; its cancel is pending."
+        )
     job.delete()
     return HttpResponse(status=204)
 

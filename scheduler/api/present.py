@@ -65,7 +65,8 @@ def job_json(job: models.Job, *, with_params: bool = False) -> dict[str, Any]:
         "program": {"id": job.program_id},
         "tags": list(job.tags or []),
         "cost": seconds(job.max_execution_time),
-        "params": job.params if with_params else None,
+        "params": job.params if with_params and not job.private else None,
+        "private": job.private,
     }
 
 

@@ -52,6 +52,7 @@ class Device(Schema):
     num_qubits: int
     status: DeviceStatus
     queue_length: int = 0
+    physical_qubits: int
     description: str = ""
 
 
@@ -144,6 +145,7 @@ class JobIn(Schema):
         None, le=MAX_SECONDS, description="Alias of cost."
     )
     log_level: str | None = None
+    private: bool = False
 
 
 class JobCreated(Schema):

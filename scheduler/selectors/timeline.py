@@ -22,7 +22,7 @@ def session_timeline(
     Every session's spans show (they explain why a backend is held); job marks
     only for the jobs `user` may see.
 
-    - spans: each session's open / active / inactive periods;
+    - spans: each session's open / active / inactive periods, with its mode (dedicated or batch);
     - closes: when a session closed;
     - jobs: the sessions' jobs, marked where they started (or were submitted, if waiting);
     - reservations: windows overlapping the chart, as background bands.
@@ -36,28 +36,26 @@ def session_timeline(
         .select_related("session__backend")
         .order_by("id")
     )
-    history: dict[str, list[tuple[datetime, str, str]]] = {}
+    history: dict[str, list[tuple[datetime, str, str, str]]] = {}
     for event in rows:
         if event.session is None:
             continue
         state = m.OPEN if event.kind == "session_created" else event.detail.get("state", "")
         history.setdefault(event.session.uid, []).append(
-            (event.at, state, event.session.backend.name)
+            (event.at, state, event.session.backend.name, event.session.mode)
         )
     spans = []
     closes = []
     for uid, changes in history.items():
-        for (at, state, backend), nxt in zip(changes, [*changes[1:], None], strict=True):
+        for (at, state, backend, mode), nxt in zip(changes, [*changes[1:], None], strict=True):
+            where = {"session": uid, "backend": backend, "mode": mode}
             if state == m.CLOSED:
                 if at >= since:
-                    closes.append({"session": uid, "backend": backend, "at": at})
+                    closes.append(where | {"at": at})
                 continue
             end = nxt[0] if nxt is not None else now
             if end >= since:
-                spans.append(
-                    {"session": uid, "backend": backend, "state": state, "start": max(at, since)}
-                    | {"end": end}
-                )
+                spans.append(where | {"state": state, "start": max(at, since), "end": end})
     reservations = models.Reservation.objects.filter(end__gte=since, start__lte=now + TIMELINE_SPAN)
     if session is not None:
         reservations = reservations.filter(backend__sessions__uid=session)

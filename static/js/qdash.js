@@ -82,7 +82,11 @@
     return main && main.dataset.page === "dashboard";
   }
 
-  function timelineRow(item) { return item.backend + " · " + item.session.slice(0, 8); }
+  // A batch's row says so; jobs carry no mode and take their session's row.
+  var batchSessions = {};
+  function timelineRow(item) {
+    return item.backend + " · " + (batchSessions[item.session] ? "batch " : "") + item.session.slice(0, 8);
+  }
 
   // Session activity (Gantt): a row per session, its state spans as bars, its jobs and its
   // close as marks, reservations as background bands.
@@ -90,18 +94,23 @@
     var el = document.getElementById("session-timeline");
     if (!el || !window.Plotly || !timeline) return;
     var byState = {};
+    batchSessions = {};
+    (timeline.spans || []).concat(timeline.closes || []).forEach(function (s) {
+      if (s.mode === "batch") batchSessions[s.session] = true;
+    });
     (timeline.spans || []).forEach(function (s) {
       var start = new Date(s.start), end = new Date(s.end);
-      (byState[s.state] = byState[s.state] || { y: [], base: [], x: [], text: [] });
+      (byState[s.state] = byState[s.state] || { y: [], base: [], x: [], text: [], pattern: [] });
       byState[s.state].y.push(timelineRow(s));
       byState[s.state].base.push(start);
       byState[s.state].x.push(Math.max(end - start, 1000));
-      byState[s.state].text.push(s.session + " " + s.state + ", " + start.toLocaleTimeString() + " – " + end.toLocaleTimeString());
+      byState[s.state].text.push((s.mode === "batch" ? "batch " : "session ") + s.session + " " + s.state + ", " + start.toLocaleTimeString() + " – " + end.toLocaleTimeString());
+      byState[s.state].pattern.push(s.mode === "batch" ? "/" : "");  // batches hatched
     });
     var traces = Object.keys(byState).map(function (state) {
       var d = byState[state];
       return { type: "bar", orientation: "h", name: state, y: d.y, base: d.base, x: d.x, hovertext: d.text,
-               hoverinfo: "text", marker: { color: STATE_COLOURS[state] || "#000000" } };
+               hoverinfo: "text", marker: { color: STATE_COLOURS[state] || "#000000", pattern: { shape: d.pattern, fgcolor: "#ffffff" } } };
     });
     var jobs = timeline.jobs || [];
     if (jobs.length) {

@@ -28,6 +28,7 @@ def test_it_lists_backends_under_both_prefixes(
     assert [d["name"] for d in response.json()["devices"]] == ["sim_a"]
     device = response.json()["devices"][0]
     assert device["status"] == {"name": "online", "reason": ""} and device["queue_length"] == 0
+    assert device["physical_qubits"] == device["num_qubits"] == 5
 
 
 def test_configuration_has_what_the_client_needs(alice: Caller, backend: models.Backend) -> None:
@@ -39,9 +40,23 @@ def test_configuration_has_what_the_client_needs(alice: Caller, backend: models.
     assert all({"name", "parameters", "qasm_def"} <= set(g) for g in config["gates"])
 
 
-def test_properties_are_null(alice: Caller, backend: models.Backend) -> None:
-    response = alice.get("/backends/sim_a/properties")
-    assert response.status_code == 200 and response.json() is None
+def test_properties_are_an_ideal_readout_for_every_qubit(
+    alice: Caller, backend: models.Backend
+) -> None:
+    properties = alice.get("/backends/sim_a/properties").json()
+    assert properties["backend_name"] == "sim_a" and properties["gates"] == []
+    assert len(properties["qubits"]) == 5
+    assert {(p["name"], p["value"]) for p in properties["qubits"][4]} == {
+        ("readout_error", 0.0),
+        ("prob_meas0_prep1", 0.0),
+        ("prob_meas1_prep0", 0.0),
+    }
+
+
+@pytest.mark.parametrize("suffix", ["configuration", "properties"])
+def test_a_calibration_id_is_unknown(alice: Caller, backend: models.Backend, suffix: str) -> None:
+    response = alice.get(f"/backends/sim_a/{suffix}?calibration_id=c1")
+    assert response.status_code == 404 and response.json()["code"] == "unknown_calibration"
 
 
 def test_status_counts_the_queue_and_shows_a_pause(alice: Caller, backend: models.Backend) -> None:

@@ -7,10 +7,14 @@ from datetime import timedelta
 
 import pytest
 from django.test import override_settings
+from qiskit_ibm_runtime.quantum_program import QuantumProgram
 
 from scheduler import models
+from scheduler.circuits import ghz
 from scheduler.policy import model as m
 from tests.api.conftest import Caller, bell_params, job_body, pause
+from tests.executor_results import program_params
+from tests.test_quantum_programs import rotation_program
 
 pytestmark = pytest.mark.django_db
 
@@ -67,7 +71,9 @@ def test_identical_bodies_are_separate_jobs_by_default(
 @pytest.mark.parametrize(
     ("change", "status", "code"),
     [
-        ({"program_id": "executor"}, 400, "unknown_program"),
+        ({"program_id": "runner"}, 400, "unknown_program"),
+        ({"program_id": "executor"}, 400, "invalid_circuit"),  # sampler params, no program
+        ({"program_id": "executor", "params": {"schema_version": "v2.0"}}, 400, "invalid_circuit"),
         ({"backend": "nope"}, 404, "unknown_backend"),
         ({"session_id": "qnope"}, 404, "unknown_session"),
         ({"params": {"pubs": []}}, 400, "invalid_circuit"),
@@ -83,6 +89,30 @@ def test_bad_jobs_are_refused_and_store_nothing(
     response = alice.post("/jobs", {**job_body(), **change})
     assert response.status_code == status, response.content
     assert response.json()["code"] == code
+    assert not models.Job.objects.exists()
+
+
+def test_it_queues_an_executor_program_with_its_modeled_time(
+    alice: Caller, backend: models.Backend
+) -> None:
+    pause(backend)
+    params = program_params(rotation_program())
+    response = alice.post("/jobs", job_body(program_id="executor", params=params))
+    assert response.status_code == 201, response.content
+    job = models.Job.objects.get(uid=response.json()["id"])
+    assert job.program_id == "executor" and job.params == params
+    executions = 3 * 400  # three bindings of 400 shots
+    assert job.expected_duration == backend.job_overhead + executions * backend.shot_time
+
+
+def test_an_executor_program_wider_than_the_backend_is_refused(
+    alice: Caller, backend: models.Backend
+) -> None:
+    wide = QuantumProgram(shots=10)
+    wide.append_circuit_item(ghz(backend.num_qubits + 1))
+    response = alice.post("/jobs", job_body(program_id="executor", params=program_params(wide)))
+    assert response.status_code == 400, response.content
+    assert "qubits; backend has" in response.json()["message"]
     assert not models.Job.objects.exists()
 
 
@@ -196,6 +226,21 @@ def test_results_are_the_stored_text(alice: Caller, backend: models.Backend) -> 
     assert json.loads(response.content) == {"x": 1}
 
 
+def test_a_private_jobs_params_are_hidden_and_its_result_handed_out_once(
+    alice: Caller, backend: models.Backend
+) -> None:
+    pause(backend)
+    uid = submit(alice, private=True)
+    shown = alice.get(f"/jobs/{uid}?exclude_params=false").json()
+    assert shown["private"] is True and shown["params"] is None
+    assert models.Job.objects.get(uid=uid).params == bell_params()  # kept, to run it
+    models.Job.objects.filter(uid=uid).update(status=m.COMPLETED, result='{"x": 1}')
+    assert json.loads(alice.get(f"/jobs/{uid}/results").content) == {"x": 1}
+    again = alice.get(f"/jobs/{uid}/results")
+    assert again.status_code == 200 and again.content == b""
+    assert models.Job.objects.get(uid=uid).result is None
+
+
 def test_a_failed_jobs_results_are_its_error(alice: Caller, backend: models.Backend) -> None:
     uid = submit(alice)
     models.Job.objects.filter(uid=uid).update(
@@ -266,13 +311,23 @@ def test_cancel_a_queued_job_and_refuse_a_final_one(alice: Caller, backend: mode
     assert again.status_code == 409 and again.json()["code"] == "job_final"
 
 
-def test_delete_only_a_final_job(alice: Caller, backend: models.Backend) -> None:
+def test_deleting_a_queued_job_cancels_it_first(alice: Caller, backend: models.Backend) -> None:
     pause(backend)
     uid = submit(alice)
-    assert alice.delete(f"/jobs/{uid}").status_code == 409
-    alice.post(f"/jobs/{uid}/cancel")
     assert alice.delete(f"/jobs/{uid}").status_code == 204
     assert not models.Job.objects.filter(uid=uid).exists()
+    assert alice.get(f"/jobs/{uid}").status_code == 404
+
+
+@override_settings(QDASH_APPLY_WAIT=0, QDASH_EAGER_LEADER=False)
+def test_a_job_whose_cancel_is_pending_is_not_deleted(
+    alice: Caller, backend: models.Backend
+) -> None:
+    pause(backend)
+    uid = submit(alice)
+    response = alice.delete(f"/jobs/{uid}")
+    assert response.status_code == 409 and response.json()["code"] == "job_not_final"
+    assert models.Job.objects.get(uid=uid).status == m.QUEUED
 
 
 def test_metrics_show_queue_position_and_estimated_start(

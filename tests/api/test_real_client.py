@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -9,12 +10,23 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import close_old_connections, connection
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import SparsePauliOp
 from qiskit.transpiler import generate_preset_pass_manager
-from qiskit_ibm_runtime import EstimatorV2, QiskitRuntimeService, SamplerV2, Session
+from qiskit_ibm_runtime import (
+    Batch,
+    EstimatorV2,
+    QiskitRuntimeService,
+    QuantumProgram,
+    SamplerV2,
+    Session,
+)
 from qiskit_ibm_runtime.exceptions import IBMRuntimeError, RuntimeJobMaxTimeoutError
+from qiskit_ibm_runtime.executor import Executor
+from qiskit_ibm_runtime.executor_estimator import Estimator as ExecutorEstimator
+from qiskit_ibm_runtime.executor_sampler import Sampler as ExecutorSampler
 
 from scheduler import models, services
 from scheduler.api.auth import instance_crn
@@ -151,3 +163,75 @@ def test_a_job_over_its_max_execution_time_raises_the_timeout_error(service: Any
     with pytest.raises(RuntimeJobMaxTimeoutError):
         job.result(timeout=20)
     assert models.Job.objects.get(uid=job.job_id()).error == m.MAX_EXECUTION_TIME_EXCEEDED
+
+
+def _in_mode(mode: str, backend: Any) -> contextlib.AbstractContextManager[Any]:
+    """The backend itself (job mode), or a session or batch on it that closes afterwards."""
+    if mode == "session":
+        return Session(backend=backend)
+    if mode == "batch":
+        return Batch(backend=backend)
+    return contextlib.nullcontext(backend)
+
+
+@pytest.mark.parametrize("mode", ["job", "session", "batch"])
+def test_the_executor_and_its_sampler_and_estimator_run_in_every_mode(
+    service: Any, mode: str
+) -> None:
+    backend = service.backend("sim_x")
+    circuit = bell(backend)
+    program = QuantumProgram(shots=2000)
+    program.append_circuit_item(circuit)
+    unmeasured = circuit.remove_final_measurements(inplace=False)
+    observable = SparsePauliOp("ZZ").apply_layout(unmeasured.layout)
+    with _in_mode(mode, backend) as where:
+        executed = Executor(mode=where).run(program)
+        sampled = ExecutorSampler(mode=where).run([circuit], shots=2000)
+        estimated = ExecutorEstimator(mode=where).run([(unmeasured, observable)])
+        bits = executed.result()[0]["meas"]
+        counts = sampled.result()[0].data.meas.get_counts()
+        evs = estimated.result()[0].data.evs
+
+    assert bits.shape == (2000, 2)
+    ones = bits.sum(axis=1)
+    assert set(ones.tolist()) <= {0, 2}  # every shot reads 00 or 11
+    assert abs(int((ones == 0).sum()) - 1000) < 200
+    assert set(counts) == {"00", "11"} and abs(counts["00"] - 1000) < 200
+    assert abs(float(evs) - 1) < 0.1
+    rows = models.Job.objects.filter(uid__in=[j.job_id() for j in (executed, sampled, estimated)])
+    assert [job.program_id for job in rows] == ["executor"] * 3
+    sessions = {job.session.mode if job.session else None for job in rows}
+    assert sessions == {{"job": None, "session": m.DEDICATED, "batch": m.BATCH}[mode]}
+    # Modeled QPU time: the backend's overhead plus 1 µs per shot of each item element.
+    executor_job = models.Job.objects.get(uid=executed.job_id())
+    assert executor_job.expected_duration == timedelta(milliseconds=20, microseconds=2000)
+
+
+def test_a_batch_runs_its_jobs_as_a_batch_mode_session(service: Any) -> None:
+    backend = service.backend("sim_x")
+    circuit = bell(backend)
+    with Batch(backend=backend) as batch:
+        sampler = ExecutorSampler(mode=batch)
+        jobs = [sampler.run([circuit], shots=1000) for _ in range(3)]
+        results = [job.result()[0].data.meas.get_counts() for job in jobs]
+        batch_id = batch.session_id
+    for counts in results:
+        assert set(counts) == {"00", "11"} and abs(counts["00"] - 500) < 150
+    row = models.Session.objects.get(uid=batch_id)
+    assert row.mode == m.BATCH
+    assert row.interactive_ttl == timedelta(seconds=settings.QDASH["BATCH_INTERACTIVE_TTL"])
+    assert {job.session_id for job in row.jobs.all()} == {row.pk}
+    assert row.jobs.count() == 3
+
+
+def test_a_bad_program_is_refused_and_stores_nothing(service: Any) -> None:
+    backend = service.backend("sim_x")
+    unmeasured = QuantumCircuit(2)
+    unmeasured.h(0)
+    program = QuantumProgram(shots=100)
+    program.append_circuit_item(
+        generate_preset_pass_manager(backend=backend, optimization_level=1).run(unmeasured)
+    )
+    with pytest.raises(IBMRuntimeError, match="no classical register"):
+        Executor(mode=backend).run(program)
+    assert not models.Job.objects.exists()

@@ -132,3 +132,46 @@ def test_the_page_reconnects_after_a_server_restart_and_catches_up(
     expected = ("WebSocket connection", "console: [object Event]")
     assert all(e.startswith("console:") and any(x in e for x in expected) for e in errors)
     assert errors[down:] == []
+
+
+# Opens a batch and a dedicated session of alice's on sim_lima, each with a job; prints both ids.
+OPEN_BOTH = """
+from django.contrib.auth import get_user_model
+from scheduler import circuits, models
+from scheduler.submission import jobs_submit, sessions_create
+alice = get_user_model().objects.get(username="alice")
+lima = models.Backend.objects.get(name="sim_lima")
+node = models.Instance.objects.filter(members=alice).order_by("path").first()
+params = circuits.sampler_params([circuits.ghz(2)], 100)
+for mode in ("batch", "dedicated"):
+    session, _ = sessions_create(owner=alice, backend=lima, instance=node, mode=mode)
+    jobs_submit(owner=alice, backend=lima, instance=node, program_id="sampler", params=params,
+                session_id=session.uid)
+    print(session.uid)
+"""
+
+# Every bar of the session timeline: its row and its fill pattern.
+TIMELINE_BARS = """() => document.getElementById('session-timeline').data
+  .filter(t => t.type === 'bar')
+  .flatMap(t => t.y.map((y, i) => [y, t.marker.pattern.shape[i]]))"""
+
+
+def test_the_session_timeline_tells_a_batch_from_a_dedicated_session(
+    browser: playwright.Browser, restartable: Serve
+) -> None:
+    batch, dedicated = restartable.manage("shell", "--no-imports", "-c", OPEN_BOTH).split()
+    page, errors = logged_in(browser, restartable.url, "admin")
+    page.wait_for_selector("#session-timeline .main-svg", timeout=15_000)
+    rows = {"batch": f"sim_lima · batch {batch[:8]}", "dedicated": f"sim_lima · {dedicated[:8]}"}
+    page.wait_for_function(
+        f"rows => {{ const ys = ({TIMELINE_BARS})().map(b => b[0]);"
+        " return rows.every(r => ys.includes(r)); }",
+        arg=list(rows.values()),
+        timeout=30_000,
+    )
+
+    bars = page.evaluate(TIMELINE_BARS)
+
+    assert {shape for row, shape in bars if row == rows["batch"]} == {"/"}
+    assert {shape for row, shape in bars if row == rows["dedicated"]} == {""}
+    assert errors == []
