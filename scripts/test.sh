@@ -58,9 +58,9 @@ DATABASE_URL="sqlite:///$tmp/t.sqlite3" python -m pytest -n 2 -p no:cacheprovide
 ran+=("pytest/sqlite")
 
 if [ -n "${QDASH_TEST_PG:-}" ]; then
-  step "pytest on PostgreSQL (tests marked django_db)"
+  step "pytest on PostgreSQL (tests marked django_db or postgres)"
   rc=0
-  DATABASE_URL="$PG_URL" python -m pytest -m django_db -n 2 -p no:cacheprovider || rc=$?
+  DATABASE_URL="$PG_URL" python -m pytest -m "django_db or postgres" -n 2 -p no:cacheprovider || rc=$?
   if [ "$rc" -eq 5 ]; then
     echo "no tests are marked django_db yet: nothing to run on PostgreSQL"
   elif [ "$rc" -ne 0 ]; then
