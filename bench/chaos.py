@@ -188,13 +188,18 @@ class Cluster:
 
     def start(self) -> None:
         (self.workdir / "cluster" / "logs").mkdir(parents=True, exist_ok=True)
-        self.supervisor = subprocess.Popen(
-            [str(Path(sys.executable).with_name("supervisord")), "-c", "deploy/supervisord.conf"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=(self.workdir / "supervisord.out").open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        with (self.workdir / "supervisord.out").open("wb") as out:
+            self.supervisor = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("supervisord")),
+                    "-c",
+                    "deploy/supervisord.conf",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         if not _wait_port(self.port, 120):
             raise RuntimeError("the cluster's web port did not open")
         self.wait_ready(180)
