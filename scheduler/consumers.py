@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import json
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -14,11 +17,13 @@ from urllib.parse import parse_qs
 from channels.consumer import AsyncConsumer
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from scheduler import fragments, live, metrics, selectors
 from scheduler.leader import LeaderLock
 from scheduler.runner import Scheduler, scheduler_loop
 
+log = logging.getLogger(__name__)
 PAGES = ("dashboard", "job", "session", "fair_share")
 
 
@@ -30,6 +35,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     """
 
     open_count: ClassVar[int] = 0  # websockets open in this process (the cluster page)
+    # No channel of its own: the process's hub receives each change once and hands it
+    # to every socket (a layer alias that names no layer leaves the socket without one).
+    channel_layer_alias = "dashboard-sockets-use-the-hub"
 
     async def connect(self) -> None:
         self.user = self.scope.get("user")
@@ -41,7 +49,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.page = page if page in PAGES else "dashboard"
         self.uid = params.get("uid", [""])[0]
         self.filters = {key: params.get(key, [""])[0] for key in selectors.JOB_FILTERS}
-        await self.channel_layer.group_add(live.GROUP, self.channel_name)
+        hub = _hub(get_channel_layer())
+        if hub is not None:
+            await hub.join(self)
         await self.accept()
         self.counted = True
         metrics.WEBSOCKETS.inc()
@@ -62,7 +72,26 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self._uncount()
-        await self.channel_layer.group_discard(live.GROUP, self.channel_name)
+        hub = _hub(get_channel_layer())
+        if hub is not None:
+            hub.leave(self)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """A change from this process's hub: handled after the ones before it, in order."""
+        previous = getattr(self, "_delivered", None)
+        # In a context of its own, not the hub's (which began in another socket's connect).
+        self._delivered = asyncio.get_running_loop().create_task(
+            self._deliver_after(previous, event), context=contextvars.Context()
+        )
+
+    async def _deliver_after(self, previous: asyncio.Future[None] | None, event: Any) -> None:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        try:
+            await self.dashboard_changed(event)
+        except Exception as error:  # noqa: BLE001 - a socket that closed meanwhile
+            log.debug("a live update was not delivered: %s", error)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The job table's filter form (htmx `ws-send`): re-render the table for it."""
@@ -87,6 +116,84 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         return await render_shared(
             page=self.page, uid=self.uid, user=self.user, filters=self.filters, change=change
         )
+
+
+class _Hub:
+    """This process's one member of the dashboard group: it receives each change once
+    from the channel layer and hands it to every dashboard socket of the process.
+
+    With every socket in the group, Redis would hold a copy of each change per
+    socket and the process would fetch them one by one. The hub joins again every
+    `REJOIN_SECONDS` (membership is lost when Redis restarts, and expires), and again
+    after any error of the layer.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.sockets: set[DashboardConsumer] = set()
+        self.channel = ""
+        self.joined = asyncio.Event()
+        self.task = asyncio.ensure_future(self._run())
+
+    async def join(self, socket: DashboardConsumer) -> None:
+        self.sockets.add(socket)
+        with contextlib.suppress(TimeoutError):  # a layer that is away: the page still works
+            await asyncio.wait_for(self.joined.wait(), JOIN_WAIT)
+
+    def leave(self, socket: DashboardConsumer) -> None:
+        self.sockets.discard(socket)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            rejoin = None
+            try:
+                self.channel = await self.layer.new_channel("dashboard-hub.")
+                await self.layer.group_add(live.GROUP, self.channel)
+                self.joined.set()
+                rejoin = asyncio.ensure_future(self._rejoin())
+                delay = 0.5
+                while True:
+                    event = await self.layer.receive(self.channel)
+                    for socket in list(self.sockets):
+                        socket.deliver(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the layer is away: join again soon
+                log.warning("live updates: the channel layer failed (%s); joining again", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                if rejoin is not None:
+                    rejoin.cancel()
+
+    async def _rejoin(self) -> None:
+        while True:
+            await asyncio.sleep(REJOIN_SECONDS)
+            try:
+                await self.layer.group_add(live.GROUP, self.channel)
+            except Exception as error:  # noqa: BLE001 - the receive loop sees it too
+                log.warning("live updates: could not join the group again: %s", error)
+
+
+REJOIN_SECONDS = 5.0
+JOIN_WAIT = 5.0  # seconds a connecting socket waits for its hub to join the group
+_hubs: dict[tuple[int, asyncio.AbstractEventLoop], _Hub] = {}
+
+
+def _hub(layer: Any) -> _Hub | None:
+    """The hub of this event loop and layer (tests run several loops, one at a time);
+    None without a channel layer (no live updates)."""
+    if layer is None:
+        return None
+    loop = asyncio.get_running_loop()
+    key = (id(layer), loop)
+    hub = _hubs.get(key)
+    if hub is None or hub.task.done():
+        for old in [k for k, h in _hubs.items() if k[1].is_closed() or h.task.done()]:
+            del _hubs[old]
+        hub = _hubs[key] = _Hub(layer)
+    return hub
 
 
 # Fragments rendered for one change, shared by every page that shows the same thing:

@@ -311,3 +311,53 @@ def test_the_open_count_drops_when_a_socket_ends_without_a_disconnect(backend: A
 
     during, after = async_to_sync(scenario)()
     assert (during, after) == (1, 0)
+
+
+def test_the_sockets_of_a_process_share_one_member_of_the_group(
+    backend: models.Backend, channel_layer_kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three dashboards, one group member (the process's hub): each change crosses the
+    layer once and reaches all three. When the layer forgets the member (a Redis
+    restart), the hub joins again and changes flow again."""
+    from channels.layers import get_channel_layer
+
+    from scheduler import consumers
+
+    monkeypatch.setattr(consumers, "REJOIN_SECONDS", 0.2)
+    user = UserFactory(username="op", is_staff=True)
+    layer = get_channel_layer()
+
+    async def members() -> int:
+        """Members of the group from this process (Redis may hold other runs' too)."""
+        if channel_layer_kind == "memory":
+            return len(layer.groups.get(live.GROUP, {}))
+        async with layer.connection(layer.consistent_hash(live.GROUP)) as connection:
+            names = await connection.zrange(layer._group_key(live.GROUP), 0, -1)
+        return sum(layer.client_prefix in name.decode() for name in names)
+
+    async def main() -> tuple[int, list[bool], list[bool]]:
+        sockets = [await connect("/ws/live?page=dashboard", user) for _ in range(3)]
+        for socket in sockets:
+            await receive_until(socket, lambda t: t.startswith("{"))
+        joined = await members()
+        await database_sync_to_async(submit)("qhub1")
+        first = [
+            any("qhub1" in t for t in await receive_until(s, lambda t: '"type": "depth"' in t))
+            for s in sockets
+        ]
+        hub = consumers._hub(layer)
+        assert hub is not None
+        await layer.group_discard(live.GROUP, hub.channel)  # the layer forgot it
+        await asyncio.sleep(0.6)  # the hub joins again
+        await database_sync_to_async(submit)("qhub2")
+        again = [
+            any("qhub2" in t for t in await receive_until(s, lambda t: '"type": "depth"' in t))
+            for s in sockets
+        ]
+        for socket in sockets:
+            await socket.disconnect()
+        return joined, first, again
+
+    joined, first, again = async_to_sync(main)()
+    assert joined == 1
+    assert first == [True] * 3 and again == [True] * 3
