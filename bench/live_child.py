@@ -326,14 +326,15 @@ def _time_pages(reps: int, profile: bool) -> dict[str, Any]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from scheduler import consumers
+    from scheduler import consumers, models
+    from scheduler.policy import model as m
 
     user = get_user_model().objects.get(username="admin")
     client = Client()
     client.force_login(user)
     filters = dict.fromkeys(consumers.selectors.JOB_FILTERS, "")
-    backend = consumers.selectors.models.Backend.objects.first()
-    job = consumers.selectors.models.Job.objects.filter(status=consumers.selectors.m.QUEUED).first()
+    backend = models.Backend.objects.first()
+    job = models.Job.objects.filter(status=m.QUEUED).first()
     change = {
         "jobs": [job.uid if job else ""],
         "sessions": [],
