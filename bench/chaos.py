@@ -149,13 +149,9 @@ class Cluster:
         }
 
     def create_database(self) -> None:
-        name = self.config.database
+        self.drop_database()
         with psycopg.connect(self.pg_server, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [name]
-            )
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{self.config.database}"')
 
     def drop_database(self) -> None:
         name = self.config.database

@@ -3,30 +3,27 @@ executed (by a stand-in executor) and reported finished after their modeled time
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from scheduler import models, services
-from scheduler.clock import FakeClock, from_ticks
+from scheduler.clock import from_ticks
 from scheduler.policy import model as m
 from scheduler.runner import Scheduler
-from tests.factories import BackendFactory, instance, queue_job, record
+from tests.factories import BackendFactory, instance, queue_job
+from tests.live_clock import SECOND, FakeClockLive
 
 pytestmark = pytest.mark.django_db
 
 T0 = from_ticks(1_800_000_000_000_000)
-SECOND = timedelta(seconds=1)
 
 
-class Live:
+class Live(FakeClockLive):
     """A backend `sim_a`, two instances, and a scheduler ticking on a fake clock."""
 
     def __init__(self) -> None:
-        self.clock = FakeClock(
-            T0
-        )  # web processes store inputs; the scheduler's leader applies them
+        super().__init__(T0)  # web processes store inputs; the scheduler's leader applies them
         self.executed: list[str] = []
         self.scheduler = Scheduler(clock=self.clock, execute=self._execute, inline=True)
         BackendFactory(name="sim_a")
@@ -37,33 +34,11 @@ class Live:
         self.executed.append(params["job"])
         return "{}"
 
-    def at(self, seconds: float) -> datetime:
-        return T0 + seconds * SECOND
-
     def submit(self, job: str, seconds: float, *, inst: str = "h/a/p", **extra: Any) -> bool:
         """Queue a job and let the scheduler apply it; False if the rules refused it."""
         queue_job(job, inst=inst, at=self.clock.now(), expected=seconds, **extra)
         self.scheduler.tick()
         return self.job(job).error != m.SESSION_CLOSED
-
-    def act(self, *actions: m.Action) -> None:
-        for action in actions:
-            record(action, at=self.clock.now())
-        self.scheduler.tick()
-
-    def run_until(self, seconds: float) -> None:
-        """Tick at every wake-up the scheduler asks for, up to T0 + `seconds`."""
-        end = self.at(seconds)
-        while True:
-            wake = self.scheduler.tick()
-            if wake is None or wake > end:
-                self.clock.set(end)
-                self.scheduler.tick()
-                return
-            self.clock.set(max(wake, self.clock.now()))
-
-    def job(self, uid: str) -> models.Job:
-        return models.Job.objects.get(uid=uid)
 
     def states(self, session: str) -> list[tuple[float, str]]:
         rows = models.Event.objects.filter(session__uid=session, kind="session_state")

@@ -4,7 +4,7 @@ replayed by the memory engine, gives the trace the live system wrote."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 
 from scheduler import models, services
-from scheduler.clock import FakeClock, from_ticks
+from scheduler.clock import from_ticks
 from scheduler.policy import model as m
 from scheduler.replay import (
     first_difference,
@@ -25,19 +25,19 @@ from scheduler.replay import (
 from scheduler.runner import Scheduler
 from scheduler.simulation import parse_scenario
 from tests.factories import BackendFactory, instance, queue_job, record
+from tests.live_clock import SECOND, FakeClockLive
 
 pytestmark = pytest.mark.django_db
 
 T0 = from_ticks(1_800_000_000_250_000)  # not on a whole second
-SECOND = timedelta(seconds=1)
 
 
-class Live:
+class Live(FakeClockLive):
     """Backends sim_a and sim_b and a scheduler ticking on a fake clock; a stand-in
     executor finishes each job after its modeled time, and fails those named `bad*`."""
 
     def __init__(self) -> None:
-        self.clock = FakeClock(T0)
+        super().__init__(T0)
         self.scheduler = self.new_leader()
         BackendFactory(name="sim_a")
         BackendFactory(name="sim_b")
@@ -53,30 +53,9 @@ class Live:
             raise RuntimeError("the circuit could not be simulated")
         return "{}"
 
-    def at(self, seconds: float) -> datetime:
-        return T0 + seconds * SECOND
-
     def submit(self, job: str, seconds: float, *, inst: str = "h/a/p", **extra: Any) -> None:
         queue_job(job, inst=inst, at=self.clock.now(), expected=seconds, **extra)
         self.scheduler.tick()
-
-    def act(self, *actions: m.Action) -> None:
-        for action in actions:
-            record(action, at=self.clock.now())
-        self.scheduler.tick()
-
-    def run_until(self, seconds: float) -> None:
-        end = self.at(seconds)
-        while True:
-            wake = self.scheduler.tick()
-            if wake is None or wake > end:
-                self.clock.set(end)
-                self.scheduler.tick()
-                return
-            self.clock.set(max(wake, self.clock.now()))
-
-    def job(self, uid: str) -> models.Job:
-        return models.Job.objects.get(uid=uid)
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import redis.exceptions
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django_guid import get_guid
@@ -48,6 +49,15 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found.")
 
 
+# Errors of a service that is away for a moment: the request is answered 503, to retry.
+UNAVAILABLE = (
+    OperationalError,
+    InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
 def install(api: NinjaAPI) -> None:
     """Answer every refusal of `api` in the one error format."""
 
@@ -65,13 +75,14 @@ def install(api: NinjaAPI) -> None:
     def server_error(request: HttpRequest, exc: Exception) -> HttpResponse:
         """A bug: the log has the traceback; the caller gets the request id, nothing more."""
         request_id = get_guid()
-        if isinstance(exc, (OperationalError, InterfaceError)):
-            # The database is away (restarting, or it closed this connection): nothing
-            # was stored, and the same request will do once it is back.
-            log.warning("API request %s: database unavailable: %s", request_id, exc)
+        if isinstance(exc, UNAVAILABLE):
+            # The database or Redis (the cache behind the rate limits) is away, restarting
+            # or closed this connection: nothing was stored, and the same request will do
+            # once it is back.
+            log.warning("API request %s: a service is unavailable: %s", request_id, exc)
             body = {
                 "code": "unavailable",
-                "message": "The database is unavailable for a moment; retry the request.",
+                "message": "A service qdash needs is unavailable for a moment; retry the request.",
                 "request_id": request_id,
             }
             response = api.create_response(request, body, status=503)

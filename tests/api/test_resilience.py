@@ -36,6 +36,21 @@ def test_a_submission_while_the_database_is_away_is_a_503_the_client_retries(
     assert not models.Job.objects.exists()
 
 
+def test_a_request_while_redis_restarts_is_a_503_too(
+    alice: Caller, backend: models.Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis.exceptions
+
+    def away(*args: Any, **kwargs: Any) -> None:
+        raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379.")
+
+    monkeypatch.setattr(jobs, "jobs_submit", away)
+    response = alice.post("/jobs", job_body())
+    assert (response.status_code, response["Retry-After"]) == (503, "1")
+    assert response.json()["code"] == "unavailable"
+    assert not models.Job.objects.exists()
+
+
 class FlakyScheduler:
     """A scheduler whose first step fails as if its connection had been terminated."""
 
