@@ -37,6 +37,7 @@ def test_an_operator_previews_an_exclusive_window_from_the_admin(
     with page.context.expect_page() as opened:
         page.click("input[name=_whatif]")
     whatif = opened.value
+    whatif.wait_for_load_state()  # a new tab reloaded before it is attached fails in Chromium
     errors = page_errors(whatif)
     whatif.reload()  # watched from its first request
     assert "Add an exclusive window for ibm-q/open/main on sim_eagle" in whatif.inner_text(
