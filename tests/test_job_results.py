@@ -23,6 +23,7 @@ from qiskit_ibm_runtime.decoders.defaults import DEFAULT_DECODERS
 from scheduler import circuits, engine, executor, models
 from tests import executor_results
 from tests.factories import UserFactory, submit_at, two_hubs
+from tests.test_circuits import bell
 
 pytestmark = pytest.mark.django_db
 
@@ -54,15 +55,6 @@ def two_registers() -> QuantumCircuit:
     circuit.cx(0, 1)
     circuit.x(2)
     circuit.measure([0, 1, 2], [0, 1, 2])
-    return circuit
-
-
-def bell(measure: bool = True) -> QuantumCircuit:
-    circuit = QuantumCircuit(2)
-    circuit.h(0)
-    circuit.cx(0, 1)
-    if measure:
-        circuit.measure_all()
     return circuit
 
 
