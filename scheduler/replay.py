@@ -19,13 +19,12 @@ and equal decisions compare equal.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Sum
 
 from scheduler import engine, models
@@ -42,6 +41,7 @@ from scheduler.simulation import (
     write_trace,
 )
 from scheduler.simulation_db import final_state_from_rows
+from scheduler.snapshot import read_snapshot
 
 # Errors the rules give a job that started; any other failure was reported by an executor.
 RULE_FAILURES = frozenset({m.MAX_EXECUTION_TIME_EXCEEDED, m.SESSION_EXPIRED, m.RESERVATION_ENDED})
@@ -71,19 +71,6 @@ class _Logged:
     event: dict[str, Any]
 
 
-@contextmanager
-def snapshot() -> Iterator[None]:
-    """One consistent view of the database for everything read inside (on PostgreSQL
-    a repeatable-read transaction; SQLite's transactions see one state already).
-    Inside a transaction already open, that transaction's view is the one read."""
-    fresh = not connection.in_atomic_block
-    with transaction.atomic():
-        if fresh and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        yield
-
-
 @dataclass(frozen=True)
 class Replay:
     """A live run rebuilt, replayed and read back."""
@@ -100,7 +87,7 @@ class Replay:
 def replay_live_run(settings: m.Settings | None = None) -> Replay:
     """Rebuild the scenario of the run the database holds and read its live trace
     from one snapshot, then replay the scenario with the memory engine."""
-    with snapshot():
+    with read_snapshot():
         document = scenario_from_log(settings)
         live = live_trace(document)
     return Replay(scenario=document, expected=replay_trace(document), live=live)

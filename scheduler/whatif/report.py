@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from django.db import connection, transaction
 from django.utils import timezone
 
 from scheduler import models
@@ -23,6 +22,7 @@ from scheduler.clock import from_ticks, span_ticks, to_ticks
 from scheduler.engine import Leader
 from scheduler.policy import Policy, futures, outcomes
 from scheduler.policy import model as m
+from scheduler.snapshot import read_snapshot
 from scheduler.whatif.changes import Proposed
 
 MAX_HOURS = 24.0
@@ -30,22 +30,10 @@ HOUR_TICKS = 3_600_000_000
 SIDES = ("without", "with")
 
 
-@contextmanager
-def _consistent_read() -> Iterator[None]:
-    """One snapshot for every query of the load: a read-only repeatable-read transaction
-    on PostgreSQL (it never waits for the leader), a transaction elsewhere."""
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        yield
-
-
 def snapshot(now: datetime) -> tuple[Policy, dict[str, int]]:
     """The live state at `now` as the leader would load it, and each backend's overhead."""
     leader = Leader()
-    with _consistent_read():
+    with read_snapshot():
         leader.load(to_ticks(now))
         overheads = {
             name: span_ticks(overhead) or 0
