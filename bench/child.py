@@ -20,7 +20,7 @@ import django
 from .core import peak_rss_mb
 
 if TYPE_CHECKING:
-    from scheduler.simulation import Scenario
+    from scheduler.sim.scenario import Scenario
 
 
 def main() -> None:
@@ -30,11 +30,17 @@ def main() -> None:
     parser.add_argument("--engine", choices=["memory", "db"], default="memory")
     parser.add_argument("--result", required=True)
     parser.add_argument("--profile", help="write cProfile stats of the measured phases here")
+    parser.add_argument(
+        "--progress", action="store_true", help="draw the progress bar, as on a terminal"
+    )
     args = parser.parse_args()
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "qdash.settings")
     django.setup()
-    from scheduler.simulation import MemoryEngine, dump_trace, load_scenario, simulate
+    from scheduler.sim.memory import MemoryEngine
+    from scheduler.sim.run import simulate
+    from scheduler.sim.scenario import load_scenario
+    from scheduler.sim.trace import dump_trace
 
     baseline_rss = peak_rss_mb()
     profiler = cProfile.Profile() if args.profile else None
@@ -44,7 +50,9 @@ def main() -> None:
     scenario = load_scenario(args.scenario)
     t1 = time.perf_counter()
     setup = 0.0
-    if args.engine == "memory":
+    if args.engine == "memory" and args.progress:
+        trace = _simulate_with_progress(scenario)
+    elif args.engine == "memory":
         trace = simulate(scenario, MemoryEngine(scenario))
     else:
         trace, setup = _simulate_on_scratch_database(scenario)
@@ -67,9 +75,24 @@ def main() -> None:
     Path(args.result).write_text(json.dumps(result))
 
 
+def _simulate_with_progress(scenario: Scenario) -> dict[str, Any]:
+    """`simulate` drawing its progress bar, into a buffer that stands for a terminal."""
+    import io
+
+    from scheduler.progress import Feedback
+    from scheduler.sim.memory import MemoryEngine
+    from scheduler.sim.run import simulate
+
+    bar = Feedback("simulating", len(scenario.events), enabled=True, stream=io.StringIO())
+    try:
+        return simulate(scenario, MemoryEngine(scenario), bar.advance)
+    finally:
+        bar.close()
+
+
 def _simulate_on_scratch_database(scenario: Scenario) -> tuple[dict[str, Any], float]:
     """`run_on_scratch_database` itself, with its database set-up and teardown timed."""
-    from scheduler import simulation_db
+    from scheduler.sim import db as simulation_db
 
     spent = [0.0]
 

@@ -20,9 +20,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scheduler.clock import TICKS_PER_SECOND
 from scheduler.policy import Policy
 from scheduler.policy import model as m
-from scheduler.simulation import US, build_policy, parse_scenario
+from scheduler.sim.memory import build_policy
+from scheduler.sim.scenario import parse_scenario
 
 from .core import percentile
 from .generate import BACKENDS, SESSION_JOB_SHARE, SESSION_JOBS, instances, prior_usage, shares
@@ -55,7 +57,7 @@ class QueueFiller:
         return self.rng.choices(self.names, self.weights)[0][0]
 
     def duration(self) -> int:
-        return round(self.rng.uniform(1, 60) * US)
+        return round(self.rng.uniform(1, 60) * TICKS_PER_SECOND)
 
     def plain(self, backend: str) -> m.Submit:
         self.jobs += 1
@@ -112,10 +114,10 @@ def queued_policy(n_jobs: int, seed: int) -> tuple[Policy, QueueFiller, int]:
     for action in filler.units(n_jobs):
         batch.append(action)
         if len(batch) >= BATCH and isinstance(action, m.Submit) and not action.session:
-            t += US
+            t += TICKS_PER_SECOND
             _check(policy.run_instant(t, batch).outcomes)
             batch = []
-    t += US
+    t += TICKS_PER_SECOND
     _check(policy.run_instant(t, batch).outcomes)
     return policy, filler, t
 
@@ -145,7 +147,7 @@ class Picker:
     def __init__(self, policy: Policy, filler: QueueFiller, t: int) -> None:
         self.policy = policy
         self.filler = filler
-        self.t = t + US
+        self.t = t + TICKS_PER_SECOND
         policy.run_instant(self.t)  # let anything due before the first measured instant pass
         self.lanes: dict[str, int] = {}
         self._evict = bytearray(EVICT_BYTES)

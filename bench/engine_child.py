@@ -72,10 +72,11 @@ def _prepare() -> dict[str, Any]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from scheduler import engine, models
+    from scheduler import models, services
     from scheduler.api.auth import instance_crn
     from scheduler.auth_tokens import tokens_issue
     from scheduler.clock import to_ticks
+    from scheduler.engine.step import Leader
 
     call_command("migrate", interactive=False, verbosity=0)
     for name in BACKENDS:
@@ -86,17 +87,17 @@ def _prepare() -> dict[str, Any]:
             shot_time=timedelta(microseconds=100),
         )
     for node, share in shares().items():
-        engine.instances_ensure(path=node)
+        services.instances_ensure(path=node)
         models.Instance.objects.filter(path=node).update(share=share)
     user = get_user_model().objects.create_user("bench", password="bench", is_staff=True)
     paths = [path for path, _ in instances()]
     for path in paths:
-        engine.instances_ensure(path=path).members.add(user)
+        services.instances_ensure(path=path).members.add(user)
     researchers = get_user_model().objects.bulk_create(
         [get_user_model()(username=f"researcher{n:04d}") for n in range(OWNERS)]
     )
     # Researcher n owns the queued jobs of project n mod 20 (see _fill).
-    nodes = {path: engine.instances_ensure(path=path) for path in paths}
+    nodes = {path: services.instances_ensure(path=path) for path in paths}
     members = models.Instance.members.through
     members.objects.bulk_create(
         [
@@ -106,7 +107,7 @@ def _prepare() -> dict[str, Any]:
     )
     _, key = tokens_issue(user=user, name="bench")
     now = to_ticks(timezone.now())
-    leader = engine.Leader()
+    leader = Leader()
     actions = [_submit(f"run_{name}", paths[0], name, RUNNING_HOURS * 3600) for name in BACKENDS]
     leader.step(now, [(now, actions)], job_fields=_fields(user.pk, actions))
     return {"key": key, "crn": instance_crn(paths[0]), "paths": paths}
@@ -130,8 +131,9 @@ def _fill(queued: int) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from scheduler import engine, models, plans
+    from scheduler import models, plans
     from scheduler.clock import to_ticks
+    from scheduler.engine.step import Leader
     from scheduler.policy import make_plan
 
     owners = list(
@@ -142,7 +144,7 @@ def _fill(queued: int) -> dict[str, Any]:
     paths = [path for path, _ in instances()]
     have = models.Job.objects.filter(status="Queued").count()
     start = time.perf_counter()
-    leader = engine.Leader()
+    leader = Leader()
     made = models.Job.objects.count()
     while have < queued:
         n = min(FILL_BATCH, queued - have)
@@ -168,22 +170,52 @@ def _fill(queued: int) -> dict[str, Any]:
     plan = make_plan(leader.policy, to_ticks(timezone.now()))
     planned = time.perf_counter() - start
     plans.Publisher().publish(plan)
+    published = time.perf_counter() - start - planned
+    replayed, incremental = _incremental(leader.policy, paths[0])
     return {
         "queued": models.Job.objects.filter(status="Queued").count(),
         "fill_s": filled,
         "plan_s": planned,
-        "publish_s": time.perf_counter() - start - planned,
+        "publish_s": published,
+        "incremental_backends": replayed,
+        "incremental_s": incremental,
     }
+
+
+def _incremental(policy: Any, instance: str, reps: int = 5) -> tuple[int, float]:
+    """The plan after one submission to qpu_00, made by the leader's incremental planner
+    (in memory only: the rows stay as they are): backends replayed, median seconds."""
+    from django.utils import timezone
+
+    from scheduler.clock import to_ticks
+    from scheduler.policy import model as m
+    from scheduler.policy.incremental import Changes, PlanCache
+
+    cache = PlanCache()
+    cache.make(policy, to_ticks(timezone.now()), Changes())
+    times, replayed = [], 0
+    for n in range(reps):
+        now = to_ticks(timezone.now())
+        changes = Changes(everything=False)
+        submit = m.Submit(
+            job=f"bench-plan-{n}", instance=instance, backend=BACKENDS[0], expected=1_100_000
+        )
+        changes.note(policy.run_instant(max(now, policy.now), [submit]))
+        start = time.perf_counter()
+        _, update = cache.make(policy, now, changes)
+        times.append(time.perf_counter() - start)
+        replayed = max(replayed, len(policy.backends) if update.full else len(update.backends))
+    return replayed, statistics.median(times)
 
 
 # ----------------------------------------------------------------- timings
 def _steps(reps: int) -> dict[str, Any]:
     from django.utils import timezone
 
-    from scheduler import engine
     from scheduler.clock import to_ticks
+    from scheduler.engine.step import Leader
 
-    leader = engine.Leader()
+    leader = Leader()
     start = time.perf_counter()
     leader.step(to_ticks(timezone.now()))
     load_s = time.perf_counter() - start
@@ -244,9 +276,10 @@ def _dispatch(jobs: int) -> dict[str, Any]:
     from django.core.management import call_command
     from django.utils import timezone
 
-    from scheduler import engine, models
+    from scheduler import models
     from scheduler.clock import to_ticks
-    from scheduler.runner import Scheduler
+    from scheduler.engine.loop import Scheduler
+    from scheduler.engine.step import Leader
 
     call_command("migrate", interactive=False, verbosity=0)
     for name in BACKENDS:  # paused while the queue fills
@@ -255,7 +288,7 @@ def _dispatch(jobs: int) -> dict[str, Any]:
         )
     paths = [path for path, _ in instances()]
     now = to_ticks(timezone.now())
-    leader = engine.Leader()
+    leader = Leader()
     for offset in range(0, jobs, FILL_BATCH):
         actions = [
             _submit(f"z{k:07d}", paths[k % len(paths)], BACKENDS[k % len(BACKENDS)], 0)
@@ -263,7 +296,7 @@ def _dispatch(jobs: int) -> dict[str, Any]:
         ]
         leader.step(now, [(now, actions)], job_fields={a.job: {"params": {}} for a in actions})
     models.Backend.objects.update(status="online")
-    scheduler = Scheduler(execute=lambda program, params: "{}", inline=True)
+    scheduler = Scheduler(execute=lambda program, params, **options: "{}", inline=True)
     ticks = 0
     step_ms = []
     start = time.perf_counter()

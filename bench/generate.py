@@ -1,4 +1,4 @@
-"""Deterministic, realistic scenarios for the benchmarks (SCENARIOS.md format).
+"""Deterministic, realistic scenarios for the benchmarks (the scenario format of docs/simulate.md).
 
 `generate(n_jobs, seed)` gives the same document for the same arguments: one
 `random.Random` seeded from both, no clock, no hash-order dependence. The load

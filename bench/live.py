@@ -309,10 +309,13 @@ def measure_fanout(
         import websockets  # noqa: F401
     except ImportError:
         return LatencyResult(n_clients, n_changes, note="needs `pip install websockets`")
-    from . import chaos
+    from tests.acceptance.chaos.cluster import Cluster
+    from tests.acceptance.chaos.config import ChaosConfig
 
-    config = chaos.ChaosConfig(database="qdash_fanout", schedulers=1, executors=1, browser=False)
-    cluster = chaos.Cluster(config, workdir / "fanout", pg_server)
+    config = ChaosConfig(
+        database=f"qdash_fanout_{os.getpid()}", schedulers=1, executors=1, browser=False
+    )
+    cluster = Cluster(config, workdir / "fanout", pg_server)
     cluster.env["QDASH_PROCESS_HEARTBEAT"] = "1"
     cluster.create_database()
     cluster.start_redis()

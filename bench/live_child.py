@@ -6,7 +6,7 @@ Subcommands (the database and channel layer come from DATABASE_URL and REDIS_URL
   user `admin`; writes {"sessionid": ...}.
 - `changes`: for every line read on stdin, submit one job through
   `scheduler.submission.jobs_submit` and print {"uid", "committed"} (wall clock,
-  taken by the first `engine.after_commit` hook, before the live notification).
+  taken once the submission is stored; the leader, another process, then steps).
 - `pages --jobs N --reps R --result R`: fill a scratch database with N finished
   jobs (plus their events and usage charges) and a few hundred queued/running
   ones, then time the dashboard, its job-table partial and the fair-share page
@@ -119,7 +119,7 @@ def _pages(n_jobs: int, reps: int, seed: int, profile: bool) -> dict[str, Any]:
     from django.test.utils import setup_databases, teardown_databases
     from django.utils import timezone
 
-    from scheduler import engine
+    from scheduler.engine import eager
 
     test = settings.DATABASES["default"].setdefault("TEST", {})
     if connection.vendor != "sqlite":
@@ -133,7 +133,7 @@ def _pages(n_jobs: int, reps: int, seed: int, profile: bool) -> dict[str, Any]:
             call_command("migrate", interactive=False, verbosity=0)
         start = time.perf_counter()
         counts = _fill(n_jobs, seed)
-        engine.step(at=timezone.now())  # the leader's samples and plan for the pages
+        eager.step(at=timezone.now())  # the leader's samples and plan for the pages
         fill_s = time.perf_counter() - start
         timings = _time_pages(reps, profile)
         return {"vendor": connection.vendor, "fill_s": fill_s, "counts": counts, **timings}
@@ -174,25 +174,8 @@ def _fill(n_jobs: int, seed: int) -> dict[str, int]:
     with transaction.atomic():
         # Sessions for one job in SESSION_EVERY, ten jobs each, closed.
         n_sessions = max(1, n_jobs // SESSION_EVERY // 10)
-        sessions = []
-        for _ in range(n_sessions):
-            node = rng.choice(leaves)
-            created = now - timedelta(seconds=rng.uniform(600, span))
-            sessions.append(
-                models.Session(
-                    uid=new_uid(),
-                    backend=rng.choice(backends),
-                    instance=node,
-                    owner=rng.choice(users[node.pk] or [owner_default]),
-                    state=models.Session.State.CLOSED,
-                    accepting_jobs=False,
-                    created_at=created,
-                    interactive_ttl=timedelta(seconds=60),
-                    closed_reason="closed",
-                )
-            )
-        models.Session.objects.bulk_create(sessions, batch_size=BATCH)
-        sessions = list(models.Session.objects.all())
+        pick = {"leaves": leaves, "backends": backends, "users": users, "owner": owner_default}
+        sessions = _closed_sessions(rng, n_sessions, span, now, pick)
         counts["sessions"] = len(sessions)
 
         for offset in range(0, n_jobs, BATCH):
@@ -230,6 +213,35 @@ def _fill(n_jobs: int, seed: int) -> dict[str, int]:
             _history(jobs, counts)
         _live_jobs(rng, now, backends, leaves, users, owner_default, params, counts)
     return dict(counts)
+
+
+def _closed_sessions(
+    rng: random.Random, n: int, span: float, now: Any, pick: dict[str, Any]
+) -> list[Any]:
+    """`n` closed sessions created up to `span` seconds before `now`, stored; `pick` holds
+    the backends, the instances and their members to draw from."""
+    from scheduler import models
+    from scheduler.submission import new_uid
+
+    sessions = []
+    for _ in range(n):
+        node = rng.choice(pick["leaves"])
+        created = now - timedelta(seconds=rng.uniform(600, span))
+        sessions.append(
+            models.Session(
+                uid=new_uid(),
+                backend=rng.choice(pick["backends"]),
+                instance=node,
+                owner=rng.choice(pick["users"][node.pk] or [pick["owner"]]),
+                state=models.Session.State.CLOSED,
+                accepting_jobs=False,
+                created_at=created,
+                interactive_ttl=timedelta(seconds=60),
+                closed_reason="closed",
+            )
+        )
+    models.Session.objects.bulk_create(sessions, batch_size=BATCH)
+    return list(models.Session.objects.all())
 
 
 def _history(jobs: list[Any], counts: Counter[str]) -> None:
@@ -326,13 +338,14 @@ def _time_pages(reps: int, profile: bool) -> dict[str, Any]:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from scheduler import consumers, models
+    from scheduler import models, selectors
+    from scheduler.consumers.pages import render_page
     from scheduler.policy import model as m
 
     user = get_user_model().objects.get(username="admin")
     client = Client()
     client.force_login(user)
-    filters = dict.fromkeys(consumers.selectors.JOB_FILTERS, "")
+    filters = dict.fromkeys(selectors.JOB_FILTERS, "")
     backend = models.Backend.objects.first()
     job = models.Job.objects.filter(status=m.QUEUED).first()
     change = {
@@ -343,7 +356,7 @@ def _time_pages(reps: int, profile: bool) -> dict[str, Any]:
     }
 
     def ws_render(change: dict[str, Any] | None) -> Any:
-        return lambda: consumers.render_page(
+        return lambda: render_page(
             page="dashboard", uid="", user=user, filters=filters, change=change
         )
 

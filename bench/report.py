@@ -73,6 +73,16 @@ def header(
     ]
 
 
+def write_report(lines: list[str], out: Path) -> None:
+    """Every report, timings and acceptance runs alike: printed, and written to `out`."""
+    text = "\n".join(lines)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print()
+    print(text)
+    print(f"(written to {os.path.relpath(out)})")
+
+
 def _num(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
 
@@ -265,8 +275,9 @@ def latency_table(r: LatencyResult) -> list[str]:
             "`manage.py serve --no-scheduler` (daphne, one process) on a scratch SQLite database "
             if r.web_processes == 1
             else f"The cluster of `deploy/supervisord.conf`: {r.web_processes} daphne processes "
-            "on one listening socket (supervisord's fcgi-program, `daphne --fd 0`; the kernel "
-            "spreads the connections; websockets per process as they reported: "
+            "on one port, a listening socket each (`SO_REUSEPORT`, `qdash/web.py`; the kernel "
+            "spreads the connections by a hash of their addresses; websockets per process as "
+            "they reported: "
             + (" / ".join(str(n) for n in r.per_process) or "not read")
             + "), a scheduler leader and an executor worker, on a scratch PostgreSQL database "
         )
@@ -279,8 +290,8 @@ def latency_table(r: LatencyResult) -> list[str]:
         "fragments; drops: closes after; pairs are counted over the clients that had their "
         "fragments when the changes began). Then one job at a time is submitted by "
         "`scheduler.submission.jobs_submit` in another process; latency is from the "
-        "submission's commit (a wall-clock stamp by the first `engine.after_commit` hook, "
-        "before the live notification) to each client receiving the message that names the "
+        "submission's commit (a wall-clock stamp taken once `jobs_submit` returns, before "
+        "the leader's step) to each client receiving the message that names the "
         "new job (the job table). The next change waits until every client has it "
         f"(or {CHANGE_TIMEOUT:.0f} s) plus the gap, so changes never queue behind each other. "
         "first / last client: per change, the earliest and the latest client's latency. "
@@ -338,7 +349,7 @@ def pages_sections(page_runs: list[tuple[int, PageRun]], outdir: Path) -> list[s
         f"backend (fill time, not counted: {fills}). Server time: the Django test client "
         "logged in as the staff user, DEBUG off, each page requested once to warm up and "
         "then timed; the job table partial is `/` with `HX-Request`. The websocket rows "
-        "time `consumers.render_page` as the consumer calls it (on connect, and for one "
+        "time `consumers.pages.render_page` as the consumer calls it (on connect, and for one "
         "submitted job). Queries: one further request under `CaptureQueriesContext`; "
         "cProfile of three more requests in artifacts/profile-live-*.txt.",
         "",

@@ -40,17 +40,25 @@ class Scenarios:
 
 
 def run_simulate(
-    scenarios: Scenarios, n_jobs: int, engine: str, env: dict[str, str], profile: Path | None = None
+    scenarios: Scenarios,
+    n_jobs: int,
+    engine: str,
+    env: dict[str, str],
+    profile: Path | None = None,
+    progress: bool = False,
 ) -> tuple[ChildRun, Path]:
     """One `simulate` child; returns its measurements and the trace it wrote."""
     workdir = scenarios.workdir
     tag = f"{engine.replace('/', '-')}-{n_jobs}{'-profile' if profile else ''}"
+    tag += "-progress" if progress else ""
     out, result = workdir / f"trace-{tag}.json", workdir / f"result-{tag}.json"
     args = ["--scenario", str(scenarios.path(n_jobs)), "--out", str(out), "--result", str(result)]
     args += ["--engine", "memory" if engine == "memory" else "db"]
     if profile is not None:
         args += ["--profile", str(profile)]
-    print(f"  simulate {engine} {n_jobs} jobs ...", flush=True)
+    if progress:
+        args.append("--progress")
+    print(f"  simulate {engine} {n_jobs} jobs{' with a progress bar' if progress else ''} ...")
     run = run_child(args, env)
     if run.returncode != 0:
         raise RuntimeError(f"simulate {engine} {n_jobs} failed with exit status {run.returncode}")
@@ -94,6 +102,8 @@ def simulate_rows(
             notes.append(f"median of {len(runs)} runs (wall {walls[0]:.2f}–{walls[-1]:.2f} s)")
         stats = trace_stats(_load(out))
         rows.append(SimRow("memory", n, runs[len(runs) // 2], stats, note="; ".join(notes)))
+    if sizes:
+        rows.append(_with_progress(scenarios, max(sizes), repeat, env))
     for engine, engine_env in db_engines():
         done: list[tuple[int, float]] = []  # (jobs, wall seconds) of the db runs so far
         for n in sorted(db_sizes):
@@ -112,6 +122,24 @@ def simulate_rows(
                 note = f"not run (not in --db-sizes): {_estimate_note(estimate)}"
                 rows.append(SimRow(engine, n, None, note=note))
     return rows
+
+
+def _with_progress(scenarios: Scenarios, n: int, repeat: int, env: dict[str, str]) -> SimRow:
+    """The largest memory run drawing the progress bar (as on a terminal), against the same
+    run without it: pairs run back to back, so a busy machine slows both alike."""
+    ratios, runs = [], []
+    for _ in range(max(repeat, 3)):
+        plain = run_simulate(scenarios, n, "memory", env)[0]
+        drawn = run_simulate(scenarios, n, "memory", env, progress=True)[0]
+        ratios.append(drawn.result["run"] / plain.result["run"])
+        runs.append(drawn)
+    order = sorted(range(len(ratios)), key=ratios.__getitem__)
+    middle = order[len(order) // 2]
+    note = (
+        f"progress bar drawn: {100 * (ratios[middle] - 1):+.1f}% run time against a run "
+        f"without it (median of {len(ratios)} back-to-back pairs; target within 5%)"
+    )
+    return SimRow("memory + progress bar", n, runs[middle], note=note)
 
 
 def _extrapolate(done: list[tuple[int, float]], n: int) -> tuple[float, str] | None:

@@ -50,9 +50,10 @@ def main() -> None:
 def _fill(known: int, seed: int) -> None:
     from django.utils import timezone
 
-    from scheduler import engine, models
-    from scheduler.engine import instances_ensure
+    from scheduler import models
+    from scheduler.engine import eager
     from scheduler.policy import model as m
+    from scheduler.services import instances_ensure
 
     from .generate import BACKENDS, instances, prior_usage, shares
 
@@ -106,7 +107,7 @@ def _fill(known: int, seed: int) -> None:
                 m.Submit(job=f"j{len(actions)}", instance=path, backend=backend, expected=expected)
             )
     for i in range(0, len(actions), CHUNK):
-        engine.step(actions[i : i + CHUNK], at=now)
+        eager.step(actions[i : i + CHUNK], at=now)
 
 
 def _measure(per_hour: float, hours: float, reps: int, seed: int) -> dict[str, Any]:
@@ -116,8 +117,9 @@ def _measure(per_hour: float, hours: float, reps: int, seed: int) -> dict[str, A
 
     from scheduler import models
     from scheduler.policy import futures, outcomes
+    from scheduler.snapshot import live_state
     from scheduler.whatif.changes import parse_all
-    from scheduler.whatif.report import HOUR_TICKS, report_json, snapshot, whatif_run
+    from scheduler.whatif.report import HOUR_TICKS, report_json, whatif_run
 
     from .generate import BACKENDS
 
@@ -131,7 +133,7 @@ def _measure(per_hour: float, hours: float, reps: int, seed: int) -> dict[str, A
     for _ in range(reps):
         proposed = parse_all(specs, now=now)
         clock = time.perf_counter()
-        policy, overheads = snapshot(now)
+        policy, overheads = live_state(now)
         phases["snapshot"].append(time.perf_counter() - clock)
         scenario = futures.Scenario(
             now=_ticks(now),

@@ -12,14 +12,17 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from qdash.origin import SameOriginValidator  # noqa: E402
+from qdash.proxy import TrustedProxies  # noqa: E402
 from qdash.routing import websocket_urlpatterns  # noqa: E402
 from scheduler import wakeup  # noqa: E402
-from scheduler.consumers import SchedulerConsumer  # noqa: E402
+from scheduler.engine.loop import SchedulerConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "http": TrustedProxies(django_asgi_app),
+        "websocket": TrustedProxies(
+            SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+        ),
         # `manage.py runworker scheduler-wake`: the scheduler as a channel worker.
         "channel": ChannelNameRouter({wakeup.CHANNEL: SchedulerConsumer.as_asgi()}),
     }
@@ -27,7 +30,7 @@ application = ProtocolTypeRouter(
 
 if os.environ.get("QDASH_ROLE") == "web":  # a web process of a cluster (make cluster)
     from scheduler.cluster import web_heartbeat
-    from scheduler.runner import freeze_startup_heap
+    from scheduler.heap import freeze_startup_heap
 
     freeze_startup_heap("scheduler.circuits")  # submissions parse circuits
     web_heartbeat()

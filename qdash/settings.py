@@ -4,12 +4,14 @@ Defaults give a single-process development setup: SQLite and the in-memory
 channel layer. Set DATABASE_URL and REDIS_URL to scale out.
 """
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 import plotly
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from qdash.secret import secret_key
@@ -50,6 +52,14 @@ if PRODUCTION and (not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS):
 # from X-Forwarded-For. On by default in production; only for a proxy that sets both
 # headers itself, since a client reaching qdash directly could send them too.
 QDASH_BEHIND_PROXY = env_bool("QDASH_BEHIND_PROXY", PRODUCTION)
+# Those headers count only on connections from these addresses or networks
+# (qdash/proxy.py); from anyone else they are dropped.
+QDASH_TRUSTED_PROXIES = env_list("QDASH_TRUSTED_PROXIES", "127.0.0.1,::1")
+try:
+    for _proxy in QDASH_TRUSTED_PROXIES:
+        ipaddress.ip_network(_proxy, strict=False)
+except ValueError as _error:
+    raise ImproperlyConfigured(f"QDASH_TRUSTED_PROXIES: {_error}") from None
 if QDASH_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if PRODUCTION:
@@ -76,6 +86,8 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "axes",
     "auditlog",
+    "csp",
+    "ninja",  # the API docs page takes Swagger UI from its static files, not a CDN
     "scheduler",
 ]
 
@@ -84,16 +96,35 @@ MIDDLEWARE = [
     "django_guid.middleware.guid_middleware",  # a request id on every log line and answer
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # qdash.lean: the page-only middleware, which API calls (bearer tokens, JSON) skip.
+    "qdash.lean.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",  # API views are exempt (bearer tokens)
+    "qdash.lean.AuthenticationMiddleware",
+    "qdash.lean.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",  # who changed what, in the audit log
+    "csp.middleware.CSPMiddleware",  # Content-Security-Policy on every answer
+    "qdash.lean.HtmxMiddleware",
+    "qdash.lean.AuditlogMiddleware",  # who changed what, in the audit log
     "axes.middleware.AxesMiddleware",  # answers a locked-out login
 ]
+
+# Scripts only from qdash's own static files: the pages have no inline script. Styles
+# may be inline: Plotly and htmx set style attributes. Websockets go to the same origin.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [SELF],
+    }
+}
 
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # counts failed logins and locks out
@@ -181,7 +212,12 @@ QDASH_EXECUTION = {
     # hands its jobs to another executor, at most ATTEMPTS times in all per job.
     "HEARTBEAT_SECONDS": float(os.environ.get("QDASH_EXECUTOR_HEARTBEAT_SECONDS", "2")),
     "STALLED_SECONDS": float(os.environ.get("QDASH_EXECUTOR_STALLED_SECONDS", "10")),
-    "ATTEMPTS": env_int("QDASH_EXECUTOR_ATTEMPTS", 3),
+    # Also: a job whose execution took its executor down this many times is not run again.
+    "ATTEMPTS": env_int("QDASH_EXECUTOR_ATTEMPTS", 2),
+    # Every execution runs in a child process under these caps (scheduler/caps.py): its
+    # memory, and its wall-clock time (or the job's runtime limit, if shorter).
+    "MEMORY_MB": env_int("QDASH_EXECUTOR_MEMORY_MB", 4096),
+    "SECONDS": env_int("QDASH_EXECUTION_SECONDS", 600),
     # A new attempt waits this long after taking a job's lock: a previous holder that
     # lost its database connection stops its run within half of it.
     "GRACE_SECONDS": float(os.environ.get("QDASH_EXECUTOR_GRACE_SECONDS", "2")),
@@ -247,22 +283,32 @@ STATICFILES_DIRS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
-STATIC_ROOT = BASE_DIR / "staticfiles"
-# Static files straight from the apps and packages: no collectstatic step needed.
+# Static files straight from the apps and packages: no collectstatic step needed. A
+# `staticfiles/` folder is served too when there is one (WhiteNoise warns of a missing one).
+STATIC_ROOT = BASE_DIR / "staticfiles" if (BASE_DIR / "staticfiles").is_dir() else None
 WHITENOISE_USE_FINDERS = True
 # Messages (a new API key among them) stay on the server, not in a signed cookie.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Scheduling settings, in seconds (see docs/rules.md).
+# Scheduling settings, in seconds (see docs/rules.md); `simulate` shares their defaults.
+from scheduler.rule_settings import DEFAULTS as RULES  # noqa: E402 - the one home of the defaults
+
 QDASH = {
-    "INTERACTIVE_TTL": env_int("QDASH_INTERACTIVE_TTL", 60),
-    "BATCH_INTERACTIVE_TTL": env_int("QDASH_BATCH_INTERACTIVE_TTL", 1),
-    "SYSTEM_MAX_TTL": env_int("QDASH_SYSTEM_MAX_TTL", 28800),
-    "OPEN_TIMEOUT": env_int("QDASH_OPEN_TIMEOUT", 1800),
-    "USAGE_WINDOW": env_int("QDASH_USAGE_WINDOW", 2419200),
-    "BACKEND_MAX_RUNTIME": env_int("QDASH_BACKEND_MAX_RUNTIME", 10800),
+    "INTERACTIVE_TTL": env_int("QDASH_INTERACTIVE_TTL", RULES["interactive_ttl"]),
+    "BATCH_INTERACTIVE_TTL": env_int("QDASH_BATCH_INTERACTIVE_TTL", RULES["batch_interactive_ttl"]),
+    "SYSTEM_MAX_TTL": env_int("QDASH_SYSTEM_MAX_TTL", RULES["system_max_ttl"]),
+    "OPEN_TIMEOUT": env_int("QDASH_OPEN_TIMEOUT", RULES["open_timeout"]),
+    "USAGE_WINDOW": env_int("QDASH_USAGE_WINDOW", RULES["usage_window"]),
+    "BACKEND_MAX_RUNTIME": env_int("QDASH_BACKEND_MAX_RUNTIME", RULES["backend_max_runtime"]),
+}
+
+# History (docs/history.md): the leader prunes finished jobs older than this many days
+# in its idle time (0: never), archiving them to this directory when one is set.
+QDASH_HISTORY = {
+    "RETENTION_DAYS": env_int("QDASH_RETENTION_DAYS", 0),
+    "ARCHIVE_DIR": os.environ.get("QDASH_ARCHIVE_DIR", ""),
 }
 
 # Input limits (README, "Limits"): larger input is refused before any work.
@@ -273,7 +319,10 @@ QDASH_LIMITS = {
     "PUBS": env_int("QDASH_MAX_PUBS", 100),
     "PARAMETER_SETS": env_int("QDASH_MAX_PARAMETER_SETS", 10_000),
     "OBSERVABLES": env_int("QDASH_MAX_OBSERVABLES", 1_000),
+    "OBSERVABLE_TERMS": env_int("QDASH_MAX_OBSERVABLE_TERMS", 50_000),
+    "OBSERVABLE_SIZE": env_int("QDASH_MAX_OBSERVABLE_SIZE", 5_000_000),
     "GATES": env_int("QDASH_MAX_GATES", 100_000),
+    "DEPTH": env_int("QDASH_MAX_DEPTH", 100_000),
     "QASM_CHARS": env_int("QDASH_MAX_QASM_CHARS", 100_000),
     "EXECUTIONS": env_int("QDASH_MAX_EXECUTIONS", 5_000_000),
 }
@@ -282,6 +331,11 @@ QDASH_DECODE = {
     "WORKERS": env_int("QDASH_DECODE_WORKERS", 2),
     "MEMORY_MB": env_int("QDASH_DECODE_MEMORY_MB", 512),
     "SECONDS": env_int("QDASH_DECODE_SECONDS", 10),
+    # Each user has one decode in flight per web process; this many may wait or run.
+    "QUEUE_PER_USER": env_int("QDASH_DECODE_QUEUE_PER_USER", 4),
+    # Answers of the input checks remembered per web process (0: none), weighed as
+    # one per answer plus one per circuit it describes.
+    "MEMO_WEIGHT": env_int("QDASH_DECODE_MEMO_WEIGHT", 20_000),
 }
 # What researchers see of other instances on shared pages: "private" (not their ids
 # or paths) or "open" (selectors/access.py, visible_instances).
@@ -291,11 +345,17 @@ if QDASH_VISIBILITY not in ("private", "open"):
 # /metrics: with a token, scrapers send `Authorization: Bearer <token>`; without one,
 # only local addresses may read it.
 QDASH_METRICS_TOKEN = os.environ.get("QDASH_METRICS_TOKEN", "")
+# The leader's plan replays only the backends a change may move (scheduler/plans.py);
+# off: a full replay at most once a second, as before (the engine bench's baseline).
+QDASH_PLAN_INCREMENTAL = env_bool("QDASH_PLAN_INCREMENTAL", True)
 # Seconds a cancel or close waits for the leader to apply it, so the answer shows it.
 QDASH_APPLY_WAIT = float(os.environ.get("QDASH_APPLY_WAIT", "2"))
 # API requests a minute per API key, and failed authentications a minute per address.
 QDASH_API_REQUESTS_PER_MINUTE = env_int("QDASH_API_REQUESTS_PER_MINUTE", 6_000)
 QDASH_API_FAILURES_PER_MINUTE = env_int("QDASH_API_FAILURES_PER_MINUTE", 20)
+# Seconds a web process remembers a bearer token that passed (scheduler/api/callers.py):
+# a key revoked in another process stops working within this; in the same one, at once.
+QDASH_AUTH_CACHE_SECONDS = float(os.environ.get("QDASH_AUTH_CACHE_SECONDS", "1"))
 QDASH_MAX_PAYLOAD_BYTES = env_int("QDASH_MAX_PAYLOAD_BYTES", 10 * 1024 * 1024)
 QDASH_MAX_QUEUED_PER_USER = env_int("QDASH_MAX_QUEUED_PER_USER", 100)
 QDASH_MAX_OPEN_SESSIONS_PER_USER = env_int("QDASH_MAX_OPEN_SESSIONS_PER_USER", 20)
@@ -325,5 +385,6 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         "django_guid": {"level": "WARNING"},
         "procrastinate": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},  # the console: the URL, logins, warnings, a summary
     },
 }

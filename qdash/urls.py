@@ -4,6 +4,8 @@ from django.urls import path
 
 from scheduler import account, metrics, views
 from scheduler.api import api, experimental_api, identity_api
+from scheduler.devices import views as devices
+from scheduler.history import views as history
 from scheduler.whatif import views as whatif
 
 urlpatterns = [
@@ -24,7 +26,10 @@ urlpatterns = [
         {"action": "cancel"},
         name="session_cancel",
     ),
+    path("backends/<str:name>", devices.backend_detail, name="backend"),
     path("fair-share", views.fair_share, name="fair_share"),
+    path("usage", history.usage, name="usage"),
+    path("usage.csv", history.usage_csv, name="usage_csv"),
     path("what-if", whatif.what_if, name="what_if"),
     path("what-if/run", whatif.what_if_run, name="what_if_run"),
     path("what-if/apply", whatif.what_if_apply, name="what_if_apply"),

@@ -1,5 +1,6 @@
-"""The user's account page: their instances with the CRNs the client needs, API keys, and
-a notebook snippet that connects the client with them."""
+"""The user's account page: their instances with the CRNs the client needs and the time
+their allocations leave them, API keys, and a notebook snippet that connects the client
+with them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from django.views.decorators.http import require_POST, require_safe
 from scheduler import models
 from scheduler.api.auth import instance_crn, member_projects
 from scheduler.auth_tokens import tokens_issue
+from scheduler.selectors.allocations import binding, instance_allocations
 
 
 class UnknownInstance(Exception):
@@ -41,6 +43,11 @@ def _context(request: HttpRequest, *, new_key: str | None = None) -> dict[str, A
     backend = models.Backend.objects.filter(status=models.Backend.Status.ONLINE).first()
     return {
         "instances": [(node.path, instance_crn(node.path)) for node in projects],
+        # each instance with the allocation that limits it (docs/rules.md, "Allocations")
+        "instance_rows": [
+            (node.path, instance_crn(node.path), binding(instance_allocations(node.path)))
+            for node in projects
+        ],
         "tokens": models.ApiToken.objects.filter(user=request.user),
         "api_url": f"{base}/experimental/api/v1",
         "iam_url": base,

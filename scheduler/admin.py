@@ -17,7 +17,10 @@ from django.db.models.expressions import OrderBy
 from django.http import HttpRequest
 
 from scheduler import models, services
-from scheduler.clock import Clock, SystemClock
+from scheduler.allocation_admin import AllocationInline, apply_allocation
+from scheduler.clock import Clock, SystemClock, ticks_seconds
+from scheduler.devices.forms import BackendForm
+from scheduler.devices.status import backends_check
 
 # The admin's time; tests may swap in a FakeClock.
 clock: Clock = SystemClock()
@@ -108,31 +111,40 @@ class ReservationAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: models.Reservation, form: Any, change: bool
     ) -> None:
         # On a change write only the edited columns: `started` and `ended` belong to the engine.
+        before = services.reservation_window(_stored(obj)) if change else None
         obj.save(update_fields=form.changed_data if change else None)
-        services.reservations_changed(reservation_id=obj.pk, clock=clock)
+        services.reservations_changed(reservation_id=obj.pk, before=before, clock=clock)
         warning = services.reservations_bound_warning(reservation=obj, now=clock.now())
         if warning:
             self.message_user(request, warning, messages.WARNING)
 
     def delete_model(self, request: HttpRequest, obj: models.Reservation) -> None:
-        pk = obj.pk
+        pk, before = obj.pk, services.reservation_window(_stored(obj))
         super().delete_model(request, obj)
-        services.reservations_changed(reservation_id=pk, clock=clock)
+        services.reservations_changed(reservation_id=pk, before=before, clock=clock)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        pks = list(queryset.values_list("pk", flat=True))
+        windows = {r.pk: services.reservation_window(r) for r in queryset.select_related()}
         super().delete_queryset(request, queryset)
-        for pk in pks:
-            services.reservations_changed(reservation_id=pk, clock=clock)
+        for pk, before in windows.items():
+            services.reservations_changed(reservation_id=pk, before=before, clock=clock)
+
+
+def _stored(obj: models.Reservation) -> models.Reservation | None:
+    """The row as stored, before the admin writes its changes."""
+    return (
+        models.Reservation.objects.select_related("backend", "instance").filter(pk=obj.pk).first()
+    )
 
 
 # --------------------------------------------------------------------- backends
 @admin.register(models.Backend)
 class BackendAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "num_qubits", "running_job", "queue_length"]
+    form = BackendForm
+    list_display = ["name", "status", "num_qubits", "device", "running_job", "queue_length"]
     list_filter = ["status"]
     search_fields = ["name"]
-    readonly_fields = ["status", "hold_session", "hold_since"]
+    readonly_fields = ["status", "offline_reason", "hold_session", "hold_since"]
     actions = ["pause", "resume"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -160,8 +172,18 @@ class BackendAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: models.Backend, form: Any, change: bool
     ) -> None:
         # On a change write only the edited columns: status and hold belong to the engine.
-        obj.save(update_fields=form.changed_data if change else None)
-        services.backends_changed(backend=obj, clock=clock)
+        stored = models.Backend.objects.filter(pk=obj.pk).values_list("max_runtime", flat=True)
+        before = stored.first() if change else False
+        changed = set(form.changed_data) | ({"num_qubits"} if obj.profile or obj.driver else set())
+        obj.save(update_fields=changed if change else None)
+        services.backends_changed(backend=obj, before=before, clock=clock)
+        reason = backends_check(backend=obj, clock=clock)
+        if reason:
+            self.message_user(request, f"{obj.name} is offline: {reason}", messages.WARNING)
+
+    @admin.display(description="device")
+    def device(self, obj: models.Backend) -> str:
+        return obj.profile or obj.driver or "ideal"
 
     @admin.action(description="Pause", permissions=["change"])
     def pause(self, request: HttpRequest, queryset: QuerySet[models.Backend]) -> None:
@@ -223,13 +245,33 @@ class InstanceAdmin(admin.ModelAdmin):
     def member_count(self, obj: Any) -> int:
         return int(obj.member_count)
 
+    def get_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [AllocationInline] if obj is not None else []
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is not models.Allocation:
+            super().save_formset(request, form, formset, change)
+            return
+        # Through the service: the leader's input and the audit entry with the row.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline in formset.forms:
+            if not inline.has_changed() and not inline.cleaned_data.get("DELETE"):
+                continue
+            path = form.instance.path
+            if inline.cleaned_data.get("DELETE"):
+                services.allocations_remove(path=path, clock=clock, actor=request.user)
+            else:
+                apply_allocation(request, path, inline.cleaned_data, clock)
+
     def save_model(
         self, request: HttpRequest, obj: models.Instance, form: Any, change: bool
     ) -> None:
         if obj.parent is not None and obj.parent.pk is None:
             obj.parent = services.instances_ensure(path=obj.parent.path)
+        stored = models.Instance.objects.filter(pk=obj.pk).values_list("share", flat=True)
+        before = stored.first() if change else None
         super().save_model(request, obj, form, change)
-        services.shares_changed(path=obj.path, clock=clock)
+        services.shares_changed(path=obj.path, before=before, clock=clock)
 
 
 # --------------------------------------------------------------------- sessions
@@ -317,7 +359,7 @@ class UsageChargeAdmin(ReadOnlyAdmin):
 
     @admin.display(description="seconds", ordering="microseconds")
     def seconds(self, obj: models.UsageCharge) -> str:
-        return f"{obj.microseconds / 1e6:g}"
+        return f"{ticks_seconds(obj.microseconds):g}"
 
 
 @admin.register(models.Event)

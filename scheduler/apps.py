@@ -6,7 +6,8 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduler"
 
     def ready(self) -> None:
-        from scheduler import audit, live
+        from scheduler import audit
+        from scheduler.api import callers
 
-        live.register()
         audit.register()
+        callers.connect()

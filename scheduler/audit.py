@@ -44,9 +44,16 @@ def register() -> None:
 
 
 def record(
-    *, actor: Any, target: db.Model, action: str, before: dict[str, Any], after: dict[str, Any]
+    *,
+    actor: Any,
+    target: db.Model,
+    action: str,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    via: str | None = None,
 ) -> LogEntry | None:
-    """One service action on `target` by `actor` (a user, or None for the system)."""
+    """One service action on `target` by `actor` (a user, or None for the system);
+    `via` names where an action without a user came from (a command and who ran it)."""
     user = actor if getattr(actor, "is_authenticated", False) else None
     changes = {
         key: [_text(before.get(key)), _text(after.get(key))]
@@ -59,7 +66,7 @@ def record(
         action=LogEntry.Action.UPDATE,
         changes=changes,
         actor=user,
-        additional_data={"action": action},
+        additional_data={"action": action} | ({"via": via} if via else {}),
     )
 
 

@@ -100,8 +100,14 @@ def access_token_check(*, token: str) -> models.ApiToken:
 
     A bearer that is not a JWT is tried as a plain API key (for curl and scripts).
     """
+    return access_token_verify(token=token)[0]
+
+
+def access_token_verify(*, token: str) -> tuple[models.ApiToken, float | None]:
+    """`access_token_check`, and the Unix time the bearer stops being valid by itself
+    (None for a plain API key, which is valid until it is revoked)."""
     if token.startswith(KEY_PREFIX):
-        return tokens_check_key(key=token)
+        return tokens_check_key(key=token), None
     try:
         claims = jwt.decode(
             token,
@@ -121,4 +127,6 @@ def access_token_check(*, token: str) -> models.ApiToken:
     )
     if row is None:
         raise TokenError("The API key of this access token was revoked.")
-    return row
+    issued, expires = claims["iat"], claims["exp"]
+    assert isinstance(issued, int | float) and isinstance(expires, int | float)  # checked above
+    return row, min(float(expires), float(issued) + ACCESS_TOKEN_SECONDS)

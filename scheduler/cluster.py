@@ -27,6 +27,7 @@ from scheduler import models
 log = logging.getLogger(__name__)
 STALE_BEATS = 3  # a row this many intervals old is shown as not responding
 FORGET_SECONDS = 600  # rows of processes gone this long are deleted
+STOP_SECONDS = 3.0  # a leaving process waits at most this long to remove its row
 
 
 def process_name() -> str:
@@ -63,10 +64,18 @@ class Heartbeat:
         self._now.set()
 
     def stop(self) -> None:
-        """Stop beating and remove the row: the process is leaving cleanly."""
+        """Stop beating and remove the row: the process is leaving cleanly. At most
+        `STOP_SECONDS` are spent on the row: a process that is exiting must not wait on
+        a database lock (SQLite waits up to 20 s); a row left behind goes stale and the
+        leader forgets it."""
         self._stop.set()
         self._now.set()
         self._thread.join(timeout=5)
+        remover = threading.Thread(target=self._remove_row, name="heartbeat-stop", daemon=True)
+        remover.start()
+        remover.join(timeout=STOP_SECONDS)
+
+    def _remove_row(self) -> None:
         try:
             models.Process.objects.filter(name=self.name).delete()
         except Exception:  # noqa: BLE001 - the database may be gone already
@@ -120,7 +129,7 @@ def is_stale(row: models.Process, now: datetime) -> bool:
 
 def web_heartbeat(kind: str = models.Process.Kind.WEB) -> Heartbeat:
     """A web process's heartbeat, with the websockets it serves."""
-    from scheduler.consumers import DashboardConsumer
+    from scheduler.consumers.dashboard import DashboardConsumer
 
     heartbeat = Heartbeat(kind, detail=lambda: {"websockets": DashboardConsumer.open_count})
     atexit.register(heartbeat.stop)  # a clean exit removes the row

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections import deque
@@ -14,8 +15,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from qiskit import QuantumCircuit
+from qiskit.quantum_info import SparsePauliOp
+from qiskit.transpiler import generate_preset_pass_manager
 
-from scheduler import circuits, engine, models
+from scheduler import circuits, models, services
+from scheduler.devices import device as devices
+from scheduler.devices.device import Device, device_of
 from scheduler.policy import model as m
 from scheduler.services import jobs_cancel, sessions_close
 from scheduler.submission import SubmissionError, jobs_submit, sessions_create
@@ -24,10 +30,10 @@ log = logging.getLogger(__name__)
 
 DEMO_TAG = "demo"  # on every job the demo traffic submits
 BACKENDS = [
-    # name, qubits, per-job overhead (s), per-shot time (µs), description
-    ("sim_lima", 5, 2.0, 250, "5-qubit line, fast turnaround"),
-    ("sim_kyiv", 27, 4.0, 400, "27-qubit heavy-hex"),
-    ("sim_eagle", 127, 6.0, 600, "127-qubit heavy-hex"),
+    # name, profile, qubits, per-job overhead (s), compile time (s), per-shot time (µs), about
+    ("sim_lima", "", 5, 2.0, 0.5, 250, "ideal: all-to-all and noiseless, for first circuits"),
+    ("sim_kyiv", "kyiv", 127, 4.0, 1.0, 250, "127-qubit Eagle r3, heavy-hex, ECR"),
+    ("sim_fez", "fez", 156, 3.0, 1.0, 250, "156-qubit Heron r2, heavy-hex, CZ"),
 ]
 SHARES = {
     "ibm-q": 3,
@@ -53,18 +59,24 @@ USERS = {  # username: (password, staff, instances)
 def demo_load(*, now: datetime | None = None) -> None:
     """Backends, an instance tree with unequal shares, users and two reservations."""
     now = now or timezone.now()
-    for name, qubits, overhead, shot_us, description in BACKENDS:
-        models.Backend.objects.get_or_create(
+    for name, profile, qubits, overhead, compile_s, shot_us, description in BACKENDS:
+        backend, created = models.Backend.objects.get_or_create(
             name=name,
             defaults={
                 "num_qubits": qubits,
+                "profile": profile,
                 "job_overhead": timedelta(seconds=overhead),
+                "compile_time": timedelta(seconds=compile_s),
                 "shot_time": timedelta(microseconds=shot_us),
                 "description": description,
             },
         )
+        if not created and profile and not (backend.profile or backend.driver):
+            # A demo database from before the backends had real devices.
+            backend.profile, backend.num_qubits, backend.description = profile, qubits, description
+            backend.save(update_fields=["profile", "num_qubits", "description"])
     for path, share in SHARES.items():
-        node = engine.instances_ensure(path=path)
+        node = services.instances_ensure(path=path)
         if node.share != share:
             node.share = share
             node.save(update_fields=["share"])
@@ -85,22 +97,32 @@ def demo_load(*, now: datetime | None = None) -> None:
     projects = [node for node in models.Instance.objects.all() if node.is_project]
     robot.instances.add(*projects)
     if not models.Reservation.objects.exists():
-        hour = now.replace(minute=0, second=0, microsecond=0)
+        # Relative to now, so a demo started at any minute shows the first one coming.
+        start = now.replace(second=0, microsecond=0) + timedelta(minutes=10)
         models.Reservation.objects.create(
             backend=models.Backend.objects.get(name="sim_kyiv"),
             instance=models.Instance.objects.get(path="partner/lab/alpha"),
-            start=hour + timedelta(minutes=30),
-            end=hour + timedelta(minutes=50),
+            start=start,
+            end=start + timedelta(minutes=20),
             note="partner lab calibration study",
         )
         models.Reservation.objects.create(
             backend=models.Backend.objects.get(name="sim_lima"),
             instance=models.Instance.objects.get(path="ibm-q/research/qec"),
-            start=hour + timedelta(hours=2),
-            end=hour + timedelta(hours=2, minutes=30),
+            start=start + timedelta(hours=2),
+            end=start + timedelta(hours=2, minutes=30),
             exclusive=True,
             note="QEC experiment, exclusive",
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _isa(device: Device, width: int, *, measure: bool) -> QuantumCircuit:
+    """A GHZ circuit transpiled for `device` (once per width)."""
+    manager = generate_preset_pass_manager(
+        optimization_level=1, target=devices.target(device), seed_transpiler=width
+    )
+    return manager.run(circuits.ghz(width, measure=measure))
 
 
 class Traffic:
@@ -145,11 +167,16 @@ class Traffic:
         rng = self.rng
         width = rng.randint(2, min(backend.num_qubits, 12))
         shots = rng.choice([1000, 2000, 4000, 8000])
+        device = device_of(backend)
         if rng.random() < 0.2:
-            return "estimator", circuits.estimator_params(
-                circuits.ghz(width, measure=False), ["Z" * width], 0.02
-            )
-        return "sampler", circuits.sampler_params([circuits.ghz(width)], shots)
+            circuit = circuits.ghz(width, measure=False)
+            observable: Any = "Z" * width
+            if device is not None:  # a device takes ISA circuits only
+                circuit = _isa(device, width, measure=False)
+                observable = SparsePauliOp(observable).apply_layout(circuit.layout)
+            return "estimator", circuits.estimator_params(circuit, [observable], 0.02)
+        circuit = circuits.ghz(width) if device is None else _isa(device, width, measure=True)
+        return "sampler", circuits.sampler_params([circuit], shots)
 
     def _plain_job(self) -> None:
         backend = self._backend()

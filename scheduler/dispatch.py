@@ -33,7 +33,8 @@ from procrastinate.contrib.django import app
 from procrastinate.contrib.django.models import ProcrastinateJob
 
 from scheduler import models
-from scheduler.execution import EXECUTION_FAILED, EXECUTOR_LOST, unfinished
+from scheduler.caps import EXECUTION_FAILED, EXECUTION_LIMIT_EXCEEDED, EXECUTOR_LOST
+from scheduler.execution import unfinished
 from scheduler.policy import model as m
 from scheduler.tasks import QUEUE, TASK, execute_job
 
@@ -81,15 +82,23 @@ class QueueDispatch:
         message)."""
         if not self.jobs:
             return []
-        rows = (
+        rows = list(
             models.Job.objects.filter(uid__in=list(self.jobs), status=m.RUNNING)
             .filter(Q(result__isnull=False) | ~Q(error_message=""))
             .values_list("uid", "error_message")
         )
+        limited = set(
+            models.Execution.objects.filter(
+                job__uid__in=[uid for uid, message in rows if message],
+                outcome=models.Execution.Outcome.LIMIT,
+            ).values_list("job__uid", flat=True)
+        )
         out = []
         for uid, message in rows:
             code = None
-            if message:
+            if uid in limited:
+                code = EXECUTION_LIMIT_EXCEEDED
+            elif message:
                 code = EXECUTOR_LOST if uid in self.lost else EXECUTION_FAILED
             out.append((uid, self.jobs.pop(uid), code, message))
             self.lost.pop(uid, None)

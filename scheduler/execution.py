@@ -32,22 +32,23 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from scheduler import models, wakeup
+from scheduler import caps, models, wakeup
+from scheduler.caps import EXECUTION_FAILED, EXECUTOR_LOST
 from scheduler.cluster import process_name
+from scheduler.devices.device import DEVICE_FIELDS, execute_kwargs
 from scheduler.pg import alive, connect
 from scheduler.policy import model as m
-from scheduler.sandbox import LimitExceeded, Sandbox
+from scheduler.sandbox import LimitExceeded
 
 log = logging.getLogger(__name__)
 LOCK_SPACE = 0x71DA6  # pg_advisory_lock(LOCK_SPACE, job pk): the job's execution lock
 CHECK_SECONDS = 0.25  # how often a running attempt checks its lock connection
 STATUS_SECONDS = 2.0  # how often it checks that the job still runs (cancelled, timed out)
-EXECUTOR_LOST = "executor_lost"
-EXECUTION_FAILED = "execution_failed"
+__all__ = ["EXECUTION_FAILED", "EXECUTOR_LOST", "LOCK_SPACE", "Attempt", "Worker", "unfinished"]
 
 
 def unfinished() -> Q:
@@ -69,7 +70,7 @@ class Worker:
         self,
         *,
         concurrency: int = 1,
-        memory_mb: int = 4096,
+        memory_mb: int | None = None,
         grace: float | None = None,
         execute: Callable[..., str] | None = None,
     ) -> None:
@@ -77,17 +78,13 @@ class Worker:
 
         self.name = process_name()
         self.concurrency = concurrency
-        self.memory_mb = memory_mb  # per job: Aer's cap, and the child's address space
+        # per job: Aer's cap, and the child's memory (scheduler.caps)
+        self.memory_mb = caps.memory_mb() if memory_mb is None else memory_mb
         conf = settings.QDASH_EXECUTION
         self.grace = float(conf["GRACE_SECONDS"]) if grace is None else grace
         self.execute = execute or aer_execute  # module-level: it runs in a child process
-        self.sandbox = Sandbox(
-            workers=concurrency,
-            memory_mb=memory_mb + 1024,  # Aer's own cap plus the interpreter and Qiskit
-            seconds=float(settings.QDASH["BACKEND_MAX_RUNTIME"]) + 60,
-            what="the simulation",
-            preload=("scheduler.executor",),
-        )
+        self.sandbox = caps.sandbox(workers=concurrency, memory=self.memory_mb)
+        self.sandbox.start()
         self._idle: list[psycopg.Connection[Any]] = []  # lock connections not in use
         self._idle_guard = threading.Lock()
         self.running: dict[str, float] = {}  # uid -> monotonic start (the cluster page)
@@ -108,7 +105,8 @@ class Worker:
                 time.sleep(self.grace)  # an earlier holder that lost its lock stops meanwhile
             job = (
                 models.Job.objects.filter(Q(pk=row.pk) & unfinished())
-                .only("pk", "uid", "program_id", "params")
+                .select_related("backend")
+                .only("pk", "uid", "program_id", "params", "runtime_limit", *DEVICE_FIELDS)
                 .first()
             )
             if job is None:
@@ -123,7 +121,7 @@ class Worker:
                 return models.Execution.Outcome.ABANDONED
             self.running[uid] = time.monotonic()
             try:
-                outcome = self._execute(job, lock)
+                outcome = self._execute(job, lock, ledger.pk)
             finally:
                 self.running.pop(uid, None)
             models.Execution.objects.filter(pk=ledger.pk).update(
@@ -135,9 +133,13 @@ class Worker:
         finally:
             self._release(lock, row.pk)
 
-    def _execute(self, job: models.Job, lock: psycopg.Connection[Any]) -> str:
-        future = self.sandbox.submit(
-            self.execute, job.program_id, job.params, max_memory_mb=self.memory_mb
+    def _execute(self, job: models.Job, lock: psycopg.Connection[Any], ledger: int) -> str:
+        limit = job.runtime_limit.total_seconds() if job.runtime_limit else None
+        future = self.sandbox.schedule(
+            self.execute,
+            (job.program_id, job.params),
+            {"max_memory_mb": self.memory_mb, **execute_kwargs(job.backend)},
+            seconds=caps.wall_seconds(limit),
         )
         checked = time.monotonic()
         while True:
@@ -148,7 +150,7 @@ class Worker:
             except TimeoutError:
                 pass
             except LimitExceeded as error:
-                column, value = "error_message", str(error)
+                column, value = "limit", f"Execution limit exceeded: {error.message}."
                 break
             except Exception as error:  # noqa: BLE001 - the circuits failed: the job fails
                 column, value = "error_message", " ".join(str(error).split())[:1000]
@@ -163,12 +165,21 @@ class Worker:
                     future.cancel()  # cancelled, or over its time limit: stop wasting the CPU
                     return models.Execution.Outcome.ABANDONED
         close_old_connections()  # a connection that broke while the circuits ran
-        written = models.Job.objects.filter(Q(pk=job.pk) & unfinished()).update(**{column: value})
+        with transaction.atomic():  # the leader reads the ledger's word with the error
+            written = models.Job.objects.filter(Q(pk=job.pk) & unfinished()).update(
+                **{"result" if column == "result" else "error_message": value}
+            )
+            if written and column == "limit":
+                models.Execution.objects.filter(pk=ledger).update(
+                    outcome=models.Execution.Outcome.LIMIT
+                )
         if not written:
             return models.Execution.Outcome.DISCARDED
         if column == "result":
             return models.Execution.Outcome.WRITTEN
         log.info("job %s failed: %s", job.uid, value)
+        if column == "limit":
+            return models.Execution.Outcome.LIMIT
         return models.Execution.Outcome.FAILED
 
     # ------------------------------------------------------------------ locks

@@ -36,6 +36,7 @@ from scheduler.circuits import (
     precision_shots,
     run_defaults,
 )
+from scheduler.devices.device import Device
 
 DEFAULT_MAX_MEMORY_MB = 4096
 
@@ -60,12 +61,20 @@ def modeled_duration(*, overhead: timedelta, shot_time: timedelta, executions: i
 
 
 def execute(
-    program_id: str, params: dict[str, Any], *, max_memory_mb: int = DEFAULT_MAX_MEMORY_MB
+    program_id: str,
+    params: dict[str, Any],
+    *,
+    max_memory_mb: int = DEFAULT_MAX_MEMORY_MB,
+    device: Device | None = None,
 ) -> str:
     """Run the PUBs of `params` on Aer; the result as `RuntimeEncoder` JSON (a PrimitiveResult).
 
     An `executor` program's result is the client's own QuantumProgramResult JSON instead.
+    A job on a device backend runs with its noise, or through its driver
+    (`scheduler.devices.execute`).
     """
+    if device is not None:
+        return _on_device(program_id, params, max_memory_mb, device)
     if program_id == EXECUTOR:
         return _run_program(params, max_memory_mb)
     try:
@@ -85,6 +94,17 @@ def execute(
     except Exception as error:  # Aer and qiskit raise many types; the job just fails
         raise ExecutionError(_simulation_failure(error)) from error
     return json.dumps(result, cls=RuntimeEncoder)
+
+
+def _on_device(program_id: str, params: dict[str, Any], max_memory_mb: int, device: Device) -> str:
+    from scheduler.devices import execute as on_device
+
+    try:
+        return on_device.execute(program_id, params, max_memory_mb=max_memory_mb, device=device)
+    except on_device.DeviceExecutionError as error:
+        raise ExecutionError(str(error)) from error
+    except Exception as error:  # Aer, the driver and qiskit raise many types; the job fails
+        raise ExecutionError(_simulation_failure(error)) from error
 
 
 def _run_program(params: dict[str, Any], max_memory_mb: int) -> str:

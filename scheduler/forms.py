@@ -9,6 +9,9 @@ from typing import Any
 from django import forms
 
 from scheduler import circuits, limits, models, selectors
+from scheduler.devices import DeviceUnavailable, transpile
+from scheduler.devices.device import device_of
+from scheduler.devices.forms import BackendSelect, transpile_field
 from scheduler.selectors import User
 
 NO_SESSION = ""
@@ -16,12 +19,14 @@ NEW_SESSION = "new"
 # Where each refusal of `jobs_submit` is shown on the form.
 REFUSAL_FIELDS = {
     "invalid_circuit": "circuit",
+    "backend_offline": "backend",
     "unknown_program": "primitive",
     "unknown_backend": "backend",
     "unknown_session": "session",
     "backend_mismatch": "session",
     "instance_mismatch": "session",
     "session_closed": "session",
+    "allocation_exhausted": "instance",
 }
 
 
@@ -61,7 +66,10 @@ class SubmitForm(forms.Form):
     """A one-PUB Sampler or Estimator job from OpenQASM text, maybe in a session."""
 
     backend = BackendChoiceField(
-        queryset=models.Backend.objects.all(), to_field_name="name", empty_label=None
+        queryset=models.Backend.objects.all(),
+        to_field_name="name",
+        empty_label=None,
+        widget=BackendSelect,
     )
     instance = forms.ModelChoiceField(
         queryset=models.Instance.objects.none(), to_field_name="path", empty_label=None
@@ -87,6 +95,7 @@ class SubmitForm(forms.Form):
         strip=False,
         widget=forms.Textarea(attrs={"rows": 16, "cols": 60, "spellcheck": "false"}),
     )
+    transpile = transpile_field()
     session = forms.CharField(required=False, widget=SessionSelect)
     max_execution_time = forms.IntegerField(
         label="Max execution time (s)",
@@ -99,6 +108,7 @@ class SubmitForm(forms.Form):
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        self.notes: list[str] = []  # what the page tells after submitting (the transpilation)
         instance_field = self.fields["instance"]
         assert isinstance(instance_field, forms.ModelChoiceField)
         instance_field.queryset = selectors.instances_of(user=user)
@@ -129,7 +139,23 @@ class SubmitForm(forms.Form):
         program, text, backend = data.get("primitive"), data.get("circuit"), data.get("backend")
         if program is None or text is None or backend is None:
             return data
+        device = device_of(backend) if data.get("transpile") else None
         try:
+            if device is not None:  # scheduler.devices.transpile
+                transpiled = limits.decode(
+                    transpile.qasm_params,
+                    program,
+                    text,
+                    shots=data.get("shots"),
+                    precision=data.get("precision"),
+                    observables=data.get("observables") or "",
+                    limits=limits.input_limits(),
+                    device=device,
+                    caller=f"user:{self.user.pk}",
+                )
+                data["params"] = transpiled.params
+                self.notes.append(transpiled.summary(backend.name))
+                return data
             data["params"] = limits.decode(
                 circuits.qasm_params,
                 program,
@@ -139,9 +165,14 @@ class SubmitForm(forms.Form):
                 observables=data.get("observables") or "",
                 backend_qubits=backend.num_qubits,
                 limits=limits.input_limits(),
+                caller=f"user:{self.user.pk}",
             )
         except circuits.CircuitError as error:
             self.add_error(error.field, str(error))
+        except limits.DecodeBusy as busy:
+            self.add_error(None, busy.message)
+        except DeviceUnavailable as error:
+            self.add_error("backend", f"{backend.name} is offline: {error}")
         return data
 
     def job_request(self) -> JobRequest:

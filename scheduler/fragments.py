@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from scheduler import models, plans, selectors
 from scheduler.clock import from_ticks
+from scheduler.selectors.allocations import allocation_bars
 
 
 def dashboard_context(*, user: Any, filters: Mapping[str, str]) -> dict[str, Any]:
@@ -83,6 +84,7 @@ def fair_share_context(*, user: Any) -> dict[str, Any]:
     visible = selectors.visible_instances(user=user)
     return {
         "tree": selectors.fair_share_tree(visible=visible),
+        "allocations": allocation_bars(visible=visible),
         "order": selectors.fair_share_next(plan, visible=visible),
         "plan": plan,
     }

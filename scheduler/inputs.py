@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.db import connection
+from django.db.models.sql import InsertQuery
 
 from scheduler import models
 
@@ -59,3 +61,48 @@ def wait_applied(inputs: Iterable[models.Input], timeout: float | None = None) -
             return False
         time.sleep(POLL)
     return True
+
+
+def submit_in_one_statement(job: models.Job, *, at: datetime, notify: str) -> models.Input:
+    """Store `job` (unsaved) with its `submit` input and the leader's wake-up
+    (`pg_notify(notify)`) in one statement: PostgreSQL only.
+
+    The statement is its own transaction, so the job and its input commit together
+    or not at all, and the wake-up is delivered at that commit, as `NOTIFY` is. It
+    saves the round trips of `BEGIN`, a second `INSERT`, `COMMIT` and `NOTIFY`.
+    """
+    job_sql, job_params = _insert_sql(job)
+    fields = {f.name: f for f in models.Input._meta.local_concrete_fields}
+    input_params = [
+        Kind.SUBMIT,
+        fields["at"].get_db_prep_save(at, connection),
+        "",
+        fields["detail"].get_db_prep_save({}, connection),
+    ]
+    table = connection.ops.quote_name(models.Input._meta.db_table)
+    statement = (
+        f"WITH j AS ({job_sql}), "
+        f"i AS (INSERT INTO {table} (kind, at, job_id, session_id, target, detail) "
+        "SELECT %s, %s, j.id, NULL, %s, %s FROM j RETURNING id) "
+        "SELECT j.id, i.id, pg_notify(%s, '') FROM j, i"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [*job_params, *input_params, notify])
+        job_id, input_id, _ = cursor.fetchone()
+    job.pk = job_id
+    job._state.adding, job._state.db = False, connection.alias
+    row = models.Input(pk=input_id, kind=Kind.SUBMIT, at=at, job=job, target="", detail={})
+    row._state.adding, row._state.db = False, connection.alias
+    return row
+
+
+def _insert_sql(obj: models.Job) -> tuple[str, list[Any]]:
+    """Django's own `INSERT ... RETURNING id` for `obj`, as `Model.save` would send it."""
+    meta = obj._meta
+    fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+    query = InsertQuery(type(obj))
+    query.insert_values(fields, [obj], raw=False)
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [meta.pk]
+    ((sql, params),) = compiler.as_sql()
+    return sql, list(params)

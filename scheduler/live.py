@@ -14,7 +14,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from scheduler import engine, plans
 from scheduler.policy import model as m
 
 log = logging.getLogger(__name__)
@@ -52,7 +51,8 @@ def changes(events: Iterable[m.Event]) -> dict[str, Any]:
 
 
 def notify(events: list[m.Event]) -> None:
-    """The `engine.after_commit` hook: one group message per step that changed something."""
+    """What a leader does once a step commits: one group message per step that changed
+    something (`Leader(on_commit=...)`)."""
     if not events:
         return
     layer = get_channel_layer()
@@ -65,22 +65,16 @@ def notify(events: list[m.Event]) -> None:
         log.exception("live notification failed")
 
 
-def plan_published() -> None:
-    """The `plans.after_publish` hook: pages that show the plan render it again."""
+def plan_published(*, held: Iterable[str] = ()) -> None:
+    """What the leader does once a new plan is out (`Planner(on_publish=...)`): pages
+    that show the plan render it again, and dashboards the cards of the backends whose
+    count of jobs held back by allocations changed (`held`)."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        message = {"type": MESSAGE_TYPE, "id": uuid.uuid4().hex, "plan": True}
+        message = {"type": MESSAGE_TYPE, "id": uuid.uuid4().hex, "plan": True, "held": list(held)}
         message |= {"jobs": [], "sessions": [], "backends": [], "at": None}
         async_to_sync(layer.group_send)(GROUP, message)
     except Exception:  # noqa: BLE001 - a lost notification must never fail the leader
         log.exception("live notification failed")
-
-
-def register() -> None:
-    """Install the hooks once (AppConfig.ready)."""
-    if notify not in engine.after_commit:
-        engine.after_commit.append(notify)
-    if plan_published not in plans.after_publish:
-        plans.after_publish.append(plan_published)

@@ -25,6 +25,7 @@ from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.decorators import sync_and_async_middleware
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,6 +38,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from scheduler.clock import ticks_seconds
+from scheduler.policy import LANES
 from scheduler.policy import model as m
 
 WAIT_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
@@ -66,7 +69,6 @@ HTTP_SECONDS = Histogram(
     "Time to answer an HTTP request.",
     ["method", "route", "status"],
 )
-SECOND = 1_000_000  # policy ticks
 
 
 def observe_step(events: Iterable[m.Event], seconds: float) -> None:
@@ -77,11 +79,11 @@ def observe_step(events: Iterable[m.Event], seconds: float) -> None:
         job = event.subject
         if event.kind == "job_started":
             WAIT_SECONDS.labels(job.backend, event.detail["lane"]).observe(
-                (event.at - job.submitted_at) / SECOND
+                ticks_seconds(event.at - job.submitted_at)
             )
         elif event.kind == "job_ended" and job.started_at is not None:
             RUN_SECONDS.labels(job.backend, event.detail["status"]).observe(
-                (event.at - job.started_at) / SECOND
+                ticks_seconds(event.at - job.started_at)
             )
 
 
@@ -97,7 +99,7 @@ class DatabaseCollector:
             "qdash_queue_depth", "Queued jobs per backend and lane.", labels=["backend", "lane"]
         )
         for backend_id, sample in latest_samples().items():
-            for lane in (m.RESERVATION, m.SESSION, m.FAIR_SHARE):
+            for lane in LANES:
                 depth.add_metric([names[backend_id], lane], getattr(sample, lane))
         yield depth
         sessions = GaugeMetricFamily("qdash_sessions", "Sessions by state.", labels=["state"])
@@ -112,6 +114,7 @@ class DatabaseCollector:
             "Backends held idle by an active session.",
             value=models.Backend.objects.filter(hold_session__isnull=False).count(),
         )
+        yield from _standbys()
         plan = plans.current()
         if plan is not None:
             yield GaugeMetricFamily(
@@ -119,6 +122,45 @@ class DatabaseCollector:
                 "Age of the published plan (the state it starts from).",
                 value=plan.age().total_seconds(),
             )
+
+
+def _standbys() -> Iterator[GaugeMetricFamily]:
+    """Each standby scheduler's lag behind the leader's journal, as its heartbeat said
+    (`scheduler.engine.standby`); processes not heard from lately are left out."""
+    from scheduler import models
+    from scheduler.cluster import is_stale
+
+    now = timezone.now()
+    families = {
+        "warm": GaugeMetricFamily(
+            "qdash_standby_warm",
+            "1 when a standby scheduler's memory is loaded and follows the leader.",
+            labels=["process"],
+        ),
+        "lag_s": GaugeMetricFamily(
+            "qdash_standby_lag_seconds",
+            "How long the oldest leader step a standby had not applied had waited.",
+            labels=["process"],
+        ),
+        "behind_inputs": GaugeMetricFamily(
+            "qdash_standby_lag_inputs",
+            "Inputs the leader applied that a standby had not, at its last look.",
+            labels=["process"],
+        ),
+    }
+    rows = models.Process.objects.filter(
+        kind__in=[models.Process.Kind.SCHEDULER, models.Process.Kind.EMBEDDED],
+        leading_since__isnull=True,
+    )
+    for row in rows:
+        standby = row.detail.get("standby") if isinstance(row.detail, dict) else None
+        if not isinstance(standby, dict) or is_stale(row, now):
+            continue
+        for key, family in families.items():
+            value = standby.get(key)
+            if value is not None:
+                family.add_metric([row.name], float(value))
+    yield from families.values()
 
 
 def registry() -> CollectorRegistry:

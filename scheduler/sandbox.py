@@ -15,9 +15,11 @@ Pure: no Django. Callers choose the caps.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import multiprocessing
 import os
 import resource
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -58,14 +60,26 @@ class Sandbox:
         seconds: float = 10,
         what: str = "decoding",
         preload: tuple[str, ...] = ("scheduler.circuits",),
+        nice: int = 0,
+        headroom_mb: int = 0,
     ) -> None:
         self.workers = workers
+        self.nice = nice  # workers run at this lower priority, so serving keeps the CPU
         self.what = what  # names the work in errors: "decoding took longer than 10 s"
         self.preload = list(preload)  # imported once by the forkserver, shared by workers
-        self.memory_mb = memory_mb
+        self.memory_mb = memory_mb  # what the caps name in errors
+        self.headroom_mb = headroom_mb  # allowed on top, for threads' stacks and the like
         self.seconds = seconds
         self._pool: ProcessPool | None = None
         self._lock = threading.Lock()
+
+    def start(self, *, wait: bool = False) -> None:
+        """Start the workers now (loading what the forkserver preloads takes seconds), so a
+        first call's time cap is not spent on it."""
+        futures = [self.submit(os.getpid) for _ in range(self.workers)]
+        if wait:
+            for future in futures:
+                self.outcome(future)
 
     def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return self.outcome(self.submit(func, *args, **kwargs))
@@ -73,7 +87,21 @@ class Sandbox:
     def submit(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
         """Start `func` in a worker; `outcome(future)` waits for it. Cancelling the
         future kills the worker (the pool starts another)."""
-        return self._get_pool().schedule(_call, args=(func, args, kwargs), timeout=self.seconds)
+        return self.schedule(func, args, kwargs)
+
+    def schedule(
+        self,
+        func: Callable[..., Any],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        seconds: float | None = None,
+    ) -> Future[Any]:
+        """`submit`, with a time cap of its own for this call (`seconds`, at most the pool's)."""
+        cap = self.seconds if seconds is None else min(seconds, self.seconds)
+        future = self._get_pool().schedule(_call, args=(func, args, kwargs or {}), timeout=cap)
+        future.cap_seconds = cap  # type: ignore[attr-defined]  # named in the error
+        return future
 
     def outcome(self, future: Future[Any], timeout: float | None = None) -> Any:
         """What `func` returned, or its exception; `TimeoutError` if `timeout` passes first."""
@@ -82,7 +110,8 @@ class Sandbox:
         except FutureTimeout:
             if not future.done():
                 raise TimeoutError from None
-            raise LimitExceeded(f"{self.what} took longer than {self.seconds:g} s") from None
+            cap = getattr(future, "cap_seconds", self.seconds)
+            raise LimitExceeded(f"{self.what} took longer than {cap:g} s") from None
         except ProcessExpired as error:  # killed by the kernel, or crashed in native code
             raise LimitExceeded(f"{self.what} stopped ({_exit_reason(error)})") from None
         if outcome == "ok":
@@ -101,8 +130,8 @@ class Sandbox:
                 self._pool = ProcessPool(
                     max_workers=self.workers,
                     max_tasks=TASKS_PER_WORKER,
-                    initializer=_cap_memory,
-                    initargs=(self.memory_mb,),
+                    initializer=_start_worker,
+                    initargs=(self.memory_mb + self.headroom_mb, self.nice),
                     context=context,
                 )
                 atexit.register(self.close)
@@ -112,12 +141,27 @@ class Sandbox:
         with self._lock:
             if self._pool is not None:
                 self._pool.stop()
-                self._pool.join()
+                # pebble kills a worker that ignores SIGTERM 3 s later; never hang an exit.
+                with contextlib.suppress(TimeoutError):
+                    self._pool.join(timeout=10)
                 self._pool = None
 
 
+def _start_worker(memory_mb: int, nice: int) -> None:
+    """Worker start-up: cap its memory, lower its priority, and die at once when stopped.
+
+    pebble stops a worker with SIGTERM, then SIGKILL 3 s later. Its own SIGTERM handler
+    runs only when the interpreter gets control back, which native code such as Aer's
+    never gives it; a worker holds nothing to clean up, so the default action is right.
+    """
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _cap_memory(memory_mb)
+    if nice:
+        os.nice(nice)
+
+
 def _cap_memory(memory_mb: int) -> None:
-    """Worker start-up: allow the address space it has now plus `memory_mb`."""
+    """Allow the address space the process has now plus `memory_mb`."""
     page = os.sysconf("SC_PAGE_SIZE")
     try:
         with open("/proc/self/statm") as statm:

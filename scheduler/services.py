@@ -8,7 +8,8 @@ race the scheduler. Each function reads the time from the clock it is given
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,16 +17,20 @@ from django.db import transaction
 from django.db.models import Q
 
 from scheduler import audit, inputs, models, wakeup
-from scheduler.clock import Clock, SystemClock
-from scheduler.engine import instances_ensure
+from scheduler.allocations import allocation_of, change_detail
+from scheduler.clock import Clock, SystemClock, span_ticks, to_ticks
 from scheduler.policy import model as m
 
 __all__ = [
+    "allocations_remove",
+    "allocations_set",
+    "allocations_validate",
     "backends_changed",
     "backends_set_status",
     "instances_ensure",
     "jobs_cancel",
     "reservations_bound_warning",
+    "reservation_window",
     "reservations_changed",
     "reservations_validate",
     "sessions_cancel",
@@ -51,6 +56,20 @@ def _send(kind: str, clock: Clock | None, *, wait: bool = True, **fields: Any) -
         inputs.wait_applied([row])
 
 
+def instances_ensure(*, path: str) -> models.Instance:
+    """The instance-tree node at `path`, created with its ancestors if missing."""
+    parent = None
+    node = None
+    parts = path.split("/")
+    for depth in range(1, len(parts) + 1):
+        node, _ = models.Instance.objects.get_or_create(
+            path="/".join(parts[:depth]), defaults={"parent": parent}
+        )
+        parent = node
+    assert node is not None
+    return node
+
+
 def backends_set_status(
     *, backend: models.Backend, status: str, clock: Clock | None = None, actor: Any = None
 ) -> models.Backend:
@@ -70,19 +89,58 @@ def backends_set_status(
     return backend
 
 
-def backends_changed(*, backend: models.Backend, clock: Clock | None = None) -> None:
-    """A backend was added, or its runtime limit changed: the leader reads it again."""
-    _send(Kind.BACKEND, clock, wait=False, target=backend.name)
+# An operator's change carries what it set and what it replaced (`before`), so the
+# leader applies the value of that instant, and a leader that loads while the change
+# waits starts from the state before it (`engine.load`).
+def backends_changed(
+    *, backend: models.Backend, before: timedelta | None | bool = False, clock: Clock | None = None
+) -> None:
+    """A backend was added, or its runtime limit changed (from `before`; False: added
+    or not known): the leader reads it again."""
+    detail: dict[str, Any] = {"max_runtime": span_ticks(backend.max_runtime)}
+    if not isinstance(before, bool):
+        detail["before"] = span_ticks(before)
+    _send(Kind.BACKEND, clock, wait=False, target=backend.name, **detail)
 
 
-def reservations_changed(*, reservation_id: int, clock: Clock | None = None) -> None:
-    """A reservation was added, changed or deleted: the leader reads it again."""
-    _send(Kind.RESERVATION, clock, target=str(reservation_id))
+def reservation_window(row: models.Reservation | None) -> dict[str, Any] | None:
+    """A reservation as an input carries it (ticks), with the leader's started and
+    ended flags; None for none."""
+    if row is None:
+        return None
+    return {
+        "backend": row.backend.name,
+        "instance": row.instance.path,
+        "start": to_ticks(row.start),
+        "end": to_ticks(row.end),
+        "exclusive": row.exclusive,
+        "started": row.started,
+        "ended": row.ended,
+    }
 
 
-def shares_changed(*, path: str, clock: Clock | None = None) -> None:
-    """An instance's share changed: the fair-share lane uses the new one from now on."""
-    _send(Kind.SHARE, clock, wait=False, target=path)
+def reservations_changed(
+    *,
+    reservation_id: int,
+    before: dict[str, Any] | None = None,
+    clock: Clock | None = None,
+) -> None:
+    """A reservation was added (`before` None), changed or deleted: the leader applies
+    the window the row holds now (none, when deleted). `before`: `reservation_window`
+    of the row before the change."""
+    row = models.Reservation.objects.filter(pk=reservation_id).select_related("backend", "instance")
+    after = reservation_window(row.first())
+    _send(Kind.RESERVATION, clock, target=str(reservation_id), after=after, before=before)
+
+
+def shares_changed(*, path: str, before: float | None = None, clock: Clock | None = None) -> None:
+    """An instance's share changed (from `before`; None: not known): the fair-share
+    lane uses the new one from now on."""
+    share = models.Instance.objects.filter(path=path).values_list("share", flat=True).first()
+    detail: dict[str, Any] = {"share": 1.0 if share is None else share}
+    if before is not None:
+        detail["before"] = before
+    _send(Kind.SHARE, clock, wait=False, target=path, **detail)
 
 
 def jobs_cancel(*, job: models.Job, clock: Clock | None = None, actor: Any = None) -> models.Job:
@@ -190,3 +248,144 @@ def reservations_bound_warning(*, reservation: models.Reservation, now: datetime
         f"{shown}{more}. A session activated inside the window is bound to it: when the "
         f"window ends it closes and its queued jobs fail with {m.RESERVATION_ENDED}."
     )
+
+
+# ------------------------------------------------------------------ allocations
+def allocations_validate(
+    *,
+    path: str,
+    seconds: float | None,
+    enforce: str = m.QUEUE,
+    period_start: datetime | None = None,
+    period_length: timedelta | None = None,
+) -> models.Instance:
+    """The node an allocation may be set on, or ValidationError naming the field: a
+    node that does not exist, seconds that are missing, negative or not finite, an
+    unknown mode, a period start without a length (or the reverse) or a length that
+    is not positive."""
+    node = models.Instance.objects.filter(path=path).first()
+    if node is None:
+        raise ValidationError(
+            {"instance": f"No instance-tree node {path!r} (hub, hub/group or hub/group/project)."},
+            code="unknown_node",
+        )
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValidationError(
+            {"seconds": "The allocation must be a number of seconds, 0 or more."},
+            code="bad_seconds",
+        )
+    if enforce not in m.ENFORCE_MODES:
+        raise ValidationError(
+            {"enforce": f"Unknown mode {enforce!r}: use {', '.join(m.ENFORCE_MODES)}."},
+            code="bad_enforce",
+        )
+    if period_start is not None and period_length is None:
+        raise ValidationError(
+            {"period_length": "A fixed period needs a length."}, code="period_length"
+        )
+    if period_length is not None and period_start is None:
+        raise ValidationError(
+            {"period_start": "A period length needs the start of the first period."},
+            code="period_start",
+        )
+    if period_length is not None and period_length <= timedelta(0):
+        raise ValidationError(
+            {"period_length": "A period's length must be positive."}, code="period_length"
+        )
+    return node
+
+
+def allocations_set(
+    *,
+    path: str,
+    seconds: float,
+    enforce: str = m.QUEUE,
+    period_start: datetime | None = None,
+    period_length: timedelta | None = None,
+    clock: Clock | None = None,
+    actor: Any = None,
+    via: str | None = None,
+) -> models.Allocation:
+    """Give the node at `path` an allocation, replacing any (docs/rules.md, "Allocations").
+
+    The row, the leader's input and the audit entry are written in one transaction;
+    bad input raises ValidationError and changes nothing. `actor` is the operator
+    (a user), `via` says where a change without one came from (a command).
+    """
+    node = allocations_validate(
+        path=path,
+        seconds=seconds,
+        enforce=enforce,
+        period_start=period_start,
+        period_length=period_length,
+    )
+    at = _now(clock)
+    with transaction.atomic():
+        row = models.Allocation.objects.select_for_update().filter(instance=node).first()
+        before = _allocation_fields(row)
+        previous = None if row is None else change_detail(allocation_of(row))
+        if row is None:
+            row = models.Allocation(instance=node)
+        row.seconds = float(seconds)
+        row.enforce = enforce
+        row.period_start = period_start
+        row.period_length = period_length
+        row.save()
+        inputs.record(
+            Kind.ALLOCATION,
+            at=at,
+            target=node.path,
+            **change_detail(allocation_of(row)),
+            before=previous,
+        )
+        audit.record(
+            actor=actor,
+            target=node,
+            action="set allocation",
+            before=before,
+            after=_allocation_fields(row),
+            via=via,
+        )
+    wakeup.wake(at=at)
+    return row
+
+
+def allocations_remove(
+    *, path: str, clock: Clock | None = None, actor: Any = None, via: str | None = None
+) -> bool:
+    """Remove the allocation of the node at `path`; False (and no change) if it has none."""
+    at = _now(clock)
+    with transaction.atomic():
+        row = (
+            models.Allocation.objects.select_for_update()
+            .filter(instance__path=path)
+            .select_related("instance")
+            .first()
+        )
+        if row is None:
+            return False
+        before = _allocation_fields(row)
+        previous = change_detail(allocation_of(row))
+        row.delete()
+        inputs.record(Kind.ALLOCATION, at=at, target=path, **change_detail(None), before=previous)
+        audit.record(
+            actor=actor,
+            target=row.instance,
+            action="remove allocation",
+            before=before,
+            after={},
+            via=via,
+        )
+    wakeup.wake(at=at)
+    return True
+
+
+def _allocation_fields(row: models.Allocation | None) -> dict[str, Any]:
+    if row is None:
+        return {}
+    return {
+        "seconds": f"{row.seconds:g}",
+        "enforce": row.enforce,
+        "period_start": row.period_start.isoformat() if row.period_start else None,
+        "period_length": row.period_length.total_seconds() if row.period_length else None,
+    }

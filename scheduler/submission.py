@@ -9,13 +9,16 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.db import connection, transaction
 
-from scheduler import circuits, engine, inputs, limits, models, wakeup
+from scheduler import circuits, inputs, limits, models, wakeup
 from scheduler.clock import Clock, SystemClock, from_ticks, span_ticks, ticks_span, to_ticks
-from scheduler.executor import modeled_duration
+from scheduler.devices import DeviceUnavailable, checks, timing
+from scheduler.devices.device import device_of
 from scheduler.policy import model as m
-from scheduler.policy import reservation_warnings
+from scheduler.policy import reservation_warnings, timers
+from scheduler.rule_settings import deployment_settings
+from scheduler.selectors.allocations import refusal_text, refusing
 
 User = AbstractBaseUser | AnonymousUser
 Kind = models.Input.Kind
@@ -23,6 +26,7 @@ Kind = models.Input.Kind
 
 TOO_MANY_QUEUED = "too_many_queued"
 TOO_MANY_SESSIONS = "too_many_sessions"
+TOO_MANY_DECODES = "too_many_decodes"
 
 
 class SubmissionError(Exception):
@@ -75,12 +79,95 @@ def jobs_submit(
     """Validate a primitive job, model its QPU time and queue it for the leader.
 
     Refusals are answered here, in the order of the rules, and store nothing. The
-    job is stored `Queued` with its input in one short transaction; the leader
+    job is stored `Queued` with its input in one short transaction (on PostgreSQL, a
+    job outside any session in one statement, wake-up included); the leader
     applies it (and, if it raced a session that closed meanwhile, fails it with
     `session_closed`).
     """
-    limit = settings.QDASH_MAX_QUEUED_PER_USER
     owner_id = getattr(owner, "pk", None)
+    checked = _check(owner_id, backend, program_id, params, tags, start_session)
+    uid = uid or new_uid()
+    now = (clock or SystemClock()).now()
+    fields = dict(
+        uid=uid,
+        backend=backend,
+        instance=instance,
+        owner_id=owner_id,
+        program_id=program_id,
+        params=params,
+        tags=list(tags or []),
+        private=private,
+        submitted_at=now,
+        max_execution_time=max_execution_time,
+    )
+    if session_id is None and not start_session and connection.vendor == "postgresql":
+        return _submit_alone(checked, fields, now)
+    with transaction.atomic():
+        joined = None
+        if session_id is not None and not start_session:
+            joined = _joinable(session_id, backend, instance)
+        _check_allocation(instance, now)
+        if start_session:
+            session: models.Session | None = session_row(
+                uid=uid,
+                owner_id=owner_id,
+                backend=backend,
+                instance=instance,
+                mode=session_mode,
+                max_ttl=None,
+                at=now,
+            )
+        else:
+            session = joined
+        modeled = _modeled(backend, checked, session)
+        job = models.Job.objects.create(session=session, **fields, **modeled)
+        inputs.record(Kind.SUBMIT, at=now, job=job, session=session if start_session else None)
+    wakeup.wake(at=now)
+    warnings = (
+        _warnings(backend, instance, now, _max_ttl(max_execution_time)) if start_session else ()
+    )
+    return Submitted(job, warnings)
+
+
+def _modeled(
+    backend: models.Backend, checked: checks.Checked, session: models.Session | None
+) -> dict[str, Any]:
+    """The job's modeled QPU time, fixed now, from the session's cache at this moment
+    (scheduler.devices.timing)."""
+    modeled = timing.job_timing(
+        backend=backend, runs=checked.runs, cached_keys=timing.session_cache(session)
+    )
+    return {
+        "expected_duration": modeled.duration,
+        "circuit_keys": modeled.keys,
+        "cached_circuits": modeled.cached,
+        "cache_saved": modeled.saved,
+    }
+
+
+def _submit_alone(checked: checks.Checked, fields: dict[str, Any], now: datetime) -> Submitted:
+    """A job outside any session, on PostgreSQL: the job, its input and the leader's
+    wake-up in one statement (`inputs.submit_in_one_statement`), which is its own
+    transaction."""
+    _check_allocation(fields["instance"], now)
+    job = models.Job(session=None, **fields, **_modeled(fields["backend"], checked, None))
+    inputs.submit_in_one_statement(job, at=now, notify=wakeup.NOTIFY_CHANNEL)
+    if getattr(settings, "QDASH_EAGER_LEADER", False):
+        wakeup.wake(at=now)  # no leader process to notify: the step runs here
+    return Submitted(job)
+
+
+def _check(
+    owner_id: int | None,
+    backend: models.Backend,
+    program_id: str,
+    params: dict[str, Any],
+    tags: list[str] | None,
+    start_session: bool,
+) -> checks.Checked:
+    """The refusals a submission meets before anything is stored, in order; what its
+    circuits hold when none applies."""
+    limit = settings.QDASH_MAX_QUEUED_PER_USER
     # Counted up to the limit only: the cost never grows with the user's queue.
     if owner_id is not None and (
         models.Job.objects.filter(owner_id=owner_id, status=m.QUEUED)[:limit].count() >= limit
@@ -97,50 +184,26 @@ def jobs_submit(
     if start_session:
         _check_open_sessions(owner_id)
     try:
-        inspection = limits.decode(circuits.inspect, program_id, params, limits.input_limits())
-        circuits.check_width(inspection, backend.num_qubits)
+        # The limits, then the device's instruction set (scheduler.devices.checks).
+        device = device_of(backend)
+        checked: checks.Checked = limits.decode(
+            checks.inspect,
+            program_id,
+            params,
+            limits.input_limits(),
+            device,
+            caller=f"user:{owner_id}",
+            # A driver's device may change its calibration; a profile's never does.
+            memo=device is None or not device.driver,
+        )
+        circuits.check_width(checked.inspection, backend.num_qubits)
     except circuits.CircuitError as error:
         raise SubmissionError("invalid_circuit", str(error)) from None
-    expected = modeled_duration(
-        overhead=backend.job_overhead, shot_time=backend.shot_time, executions=inspection.executions
-    )
-    uid = uid or new_uid()
-    now = (clock or SystemClock()).now()
-    with transaction.atomic():
-        if start_session:
-            session: models.Session | None = session_row(
-                uid=uid,
-                owner_id=owner_id,
-                backend=backend,
-                instance=instance,
-                mode=session_mode,
-                max_ttl=None,
-                at=now,
-            )
-        elif session_id is not None:
-            session = _joinable(session_id, backend, instance)
-        else:
-            session = None
-        job = models.Job.objects.create(
-            uid=uid,
-            backend=backend,
-            instance=instance,
-            session=session,
-            owner_id=owner_id,
-            program_id=program_id,
-            params=params,
-            tags=list(tags or []),
-            private=private,
-            submitted_at=now,
-            expected_duration=expected,
-            max_execution_time=max_execution_time,
-        )
-        inputs.record(Kind.SUBMIT, at=now, job=job, session=session if start_session else None)
-    wakeup.wake(at=now)
-    warnings = (
-        _warnings(backend, instance, now, _max_ttl(max_execution_time)) if start_session else ()
-    )
-    return Submitted(job, warnings)
+    except limits.DecodeBusy as busy:
+        raise SubmissionError(TOO_MANY_DECODES, busy.message) from None
+    except DeviceUnavailable as error:
+        raise SubmissionError("backend_offline", f"{backend.name} is offline: {error}") from None
+    return checked
 
 
 def tags_check(tags: list[str]) -> None:
@@ -163,6 +226,14 @@ def _check_open_sessions(owner_id: int | None) -> None:
         raise SubmissionError(
             TOO_MANY_SESSIONS, f"You have {limit} sessions open; close one first."
         )
+
+
+def _check_allocation(instance: models.Instance, now: datetime) -> None:
+    """Refused, last of all, when a `refuse` allocation on the instance's path is used
+    up (docs/rules.md, "Allocations"): jobs already queued wait, nothing new is stored."""
+    status = refusing(instance.path, now=now)
+    if status is not None:
+        raise SubmissionError(m.ALLOCATION_EXHAUSTED, refusal_text(status))
 
 
 def _joinable(uid: str, backend: models.Backend, instance: models.Instance) -> models.Session:
@@ -194,8 +265,7 @@ def session_row(
     at: datetime,
 ) -> models.Session:
     """A session row as the leader will find it: `open`, with its timers' settings."""
-    rules = engine.policy_settings()
-    interactive = rules.batch_interactive_ttl if mode == m.BATCH else rules.interactive_ttl
+    rules = deployment_settings()
     return models.Session.objects.create(
         uid=uid,
         backend=backend,
@@ -203,27 +273,34 @@ def session_row(
         owner_id=owner_id,
         mode=mode,
         created_at=at,
-        interactive_ttl=ticks_span(interactive),
-        max_ttl=ticks_span(None if max_ttl is None else min(max_ttl, rules.system_max_ttl)),
-        open_deadline=at + timedelta(microseconds=rules.open_timeout),
+        interactive_ttl=ticks_span(timers.interactive_ttl(rules, mode)),
+        max_ttl=ticks_span(timers.capped_max_ttl(rules, max_ttl)),
+        open_deadline=from_ticks(timers.open_deadline(rules, to_ticks(at))),
     )
 
 
 def _max_ttl(requested: timedelta | None) -> int:
-    system = engine.policy_settings().system_max_ttl
-    ticks = span_ticks(requested)
-    return system if ticks is None else min(system, ticks)
+    return timers.max_ttl(deployment_settings(), span_ticks(requested))
 
 
 def _warnings(
     backend: models.Backend, instance: models.Instance, at: datetime, max_ttl: int
 ) -> tuple[m.ReservationWarning, ...]:
     """The reservations that may bind a session of `instance` created on `backend` now."""
-    rows = models.Reservation.objects.filter(
+    windows = models.Reservation.objects.filter(
         backend=backend, instance=instance, end__gt=at
-    ).select_related("backend", "instance")
+    ).values_list("pk", "start", "end")
     return reservation_warnings(
-        [engine.reservation_of(row) for row in rows],
+        [
+            m.Reservation(
+                id=str(pk),
+                backend=backend.name,
+                instance=instance.path,
+                start=to_ticks(start),
+                end=to_ticks(end),
+            )
+            for pk, start, end in windows
+        ],
         backend=backend.name,
         instance=instance.path,
         at=to_ticks(at),
@@ -243,6 +320,7 @@ def sessions_create(
     """Open a session (the client's `with Session(...)`); it starts with its first job."""
     _check_open_sessions(getattr(owner, "pk", None))
     now = (clock or SystemClock()).now()
+    _check_allocation(instance, now)
     with transaction.atomic():
         session = session_row(
             uid=new_uid(),

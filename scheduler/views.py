@@ -19,6 +19,7 @@ from django_guid import get_guid
 from django_htmx.http import HttpResponseClientRedirect
 from django_htmx.middleware import HtmxDetails
 
+from qdash.lean import API_PREFIXES
 from scheduler import circuits, fragments, models, selectors, services
 from scheduler.forms import SubmitForm
 from scheduler.submission import SubmissionError, jobs_submit, warning_text
@@ -27,9 +28,6 @@ from scheduler.whatif.views import staff_required
 
 class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
-
-
-API_PREFIXES = ("/api/", "/experimental/", "/identity/")
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
@@ -94,6 +92,8 @@ def submit(request: HtmxHttpRequest) -> HttpResponse:
         except SubmissionError as error:
             form.add_refusal(error.code, error.message)
         else:
+            for note in form.notes:  # e.g. what transpiling for the device made of it
+                messages.info(request, note)
             for warning in submitted.warnings:
                 messages.warning(request, warning_text(warning))
             url = reverse("job", args=[submitted.job.uid])

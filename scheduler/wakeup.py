@@ -35,9 +35,9 @@ def wake(*, at: datetime | None = None) -> None:
     default now).
     """
     if getattr(settings, "QDASH_EAGER_LEADER", False):
-        from scheduler import engine
+        from scheduler.engine import eager
 
-        engine.step(at=at or timezone.now())
+        eager.step(at=at or timezone.now())
         return
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

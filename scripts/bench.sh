@@ -10,7 +10,7 @@ if [ ! -f bench/__main__.py ]; then
   exit 0
 fi
 case " $* " in
-  *" --engine "*)  # the sustained-submission row drives the web processes with wrk
+  *" --engine "* | *" --edge "*)  # the sustained-submission and edge rows drive the web processes with wrk
     if ! command -v wrk >/dev/null; then
       echo "installing Debian's wrk for the sustained-submission row"
       apt-get install -y -qq wrk >/dev/null || echo "warning: wrk could not be installed"

@@ -8,9 +8,10 @@ import factory
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from scheduler import engine, inputs, models, submission
-from scheduler.engine import instances_ensure
+from scheduler import inputs, models, submission
+from scheduler.engine import eager
 from scheduler.policy import model as m
+from scheduler.services import instances_ensure
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -55,7 +56,7 @@ def submit_at(
     action = m.Submit(
         job=job, instance=inst, backend=backend, duration=round(seconds * 1_000_000), **extra
     )  # type: ignore[arg-type]
-    engine.step([action], at=at)
+    eager.step([action], at=at)
 
 
 def two_hubs() -> models.Backend:

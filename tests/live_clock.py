@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 
 from scheduler import models
 from scheduler.clock import FakeClock
+from scheduler.engine.loop import Scheduler
 from scheduler.policy import model as m
-from scheduler.runner import Scheduler
 from tests.factories import record
 
 SECOND = timedelta(seconds=1)

@@ -17,3 +17,16 @@ class Panic(BaseException):
 
 def panicking_decode(text: str) -> None:
     raise Panic(f"native code gave up on {text!r}")
+
+
+def runaway_execute(program_id: str, params: dict, *, max_memory_mb: int) -> str:
+    """A run that never ends unless its params say so; spins the CPU meanwhile."""
+    if params.get("quick"):
+        return '{"quick": true}'
+    while True:
+        pass
+
+
+def hungry_execute(program_id: str, params: dict, *, max_memory_mb: int) -> str:
+    """A run that takes far more memory than any cap allows."""
+    return str(len(bytearray(64 * 2**30)))

@@ -31,10 +31,11 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 
-from scheduler import circuits, engine, models
+from scheduler import circuits, models
 from scheduler.api import api, experimental_api, identity_api
 from scheduler.api.auth import instance_crn
 from scheduler.auth_tokens import tokens_issue
+from scheduler.engine import eager
 from scheduler.executor import execute
 from scheduler.policy import model as m
 from tests.factories import BackendFactory, UserFactory, instance
@@ -96,7 +97,7 @@ def world(settings: Any) -> World:
     owner = users["owner"].pk
     blocker = m.Submit(job="qblocker", instance=AWAY, backend="sim_b", duration=3_600_000_000)
     done = m.Submit(job="qdone1234567", instance=HOME, backend="sim_a", duration=1_000_000)
-    engine.step(
+    eager.step(
         [blocker, done],
         at=now - timedelta(seconds=60),
         job_fields={
@@ -111,7 +112,7 @@ def world(settings: Any) -> World:
         session="qsess1234567",
         start_session=True,
     )
-    engine.step(
+    eager.step(
         [waiting],
         at=now - timedelta(seconds=30),
         job_fields={"qqueued12345": {"owner_id": owner, "params": params}},
@@ -283,6 +284,48 @@ PAGES: dict[str, Row] = {
             owner=(200, "instance queued session"),
             operator=(200, "instance queued session"),
         ),
+    ),
+    # Usage per instance: a researcher sees their own instances' rows only.
+    "usage": Row(
+        "GET",
+        lambda w: "/usage",
+        cells(
+            anonymous=LOGIN,
+            inactive=LOGIN,
+            other=200,
+            peer=(200, "instance"),
+            owner=(200, "instance"),
+            operator=(200, "instance"),
+        ),
+    ),
+    "usage_csv": Row(
+        "GET",
+        lambda w: "/usage.csv",
+        cells(
+            anonymous=LOGIN,
+            inactive=LOGIN,
+            other=200,
+            peer=(200, "instance"),
+            owner=(200, "instance"),
+            operator=(200, "instance"),
+        ),
+    ),
+    "usage#other-instance": Row(  # asked for by name: 404 to whoever is not in it
+        "GET",
+        lambda w: f"/usage?instance={HOME}",
+        cells(
+            anonymous=LOGIN,
+            inactive=LOGIN,
+            other=404,
+            peer=(200, "instance"),
+            owner=(200, "instance"),
+            operator=(200, "instance"),
+        ),
+    ),
+    "backend": Row(  # a backend's page: its device, queue and windows, nobody's jobs
+        "GET",
+        lambda w: f"/backends/{w.job.backend.name}",
+        cells(anonymous=LOGIN, inactive=LOGIN, default=200),
     ),
     "healthz": Row("GET", lambda w: "/healthz", cells(default=200)),
     "favicon": Row("GET", lambda w: "/favicon.ico", cells(default=200)),
@@ -594,7 +637,7 @@ def ws_messages(query: str, caller: str) -> tuple[bool, list[str]]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import AnonymousUser
 
-    from scheduler.consumers import DashboardConsumer
+    from scheduler.consumers.dashboard import DashboardConsumer
 
     user = (
         AnonymousUser() if caller == "anonymous" else get_user_model().objects.get(username=caller)

@@ -12,8 +12,9 @@ from django.db.models import Model
 from django.test import Client
 from django.utils import timezone
 
-from scheduler import engine, models, wakeup
+from scheduler import models, wakeup
 from scheduler.admin import JobAdmin, SessionAdmin
+from scheduler.engine import eager
 from scheduler.policy import model as m
 from tests.factories import BackendFactory, UserFactory, instance
 
@@ -62,7 +63,7 @@ def submit(job: str, **extra: Any) -> m.Submit:
 
 
 def step(*actions: m.Action) -> None:
-    engine.step(list(actions), at=timezone.now())
+    eager.step(list(actions), at=timezone.now())
 
 
 def split(moment: datetime) -> dict[str, str]:
@@ -104,6 +105,8 @@ def whole_minute() -> datetime:
         "/admin/auth/user/",
         "/admin/scheduler/reservation/add/",
         "/admin/scheduler/instance/add/",
+        "/admin/scheduler/allocation/",
+        "/admin/scheduler/allocation/add/",
     ],
 )
 def test_it_renders_every_page(admin: Client, backend: models.Backend, url: str) -> None:

@@ -90,7 +90,8 @@ def test_share_and_member_changes_are_logged(
     node = models.Instance.objects.get(path="h/g/p")
     member = UserFactory(username="member")
     data = {"path": node.path, "share": "4", "members": [str(member.pk)]}
-    admin.post(f"/admin/scheduler/instance/{node.pk}/change/", data)
+    data |= {"allocation-TOTAL_FORMS": "0", "allocation-INITIAL_FORMS": "0"}  # its inline
+    assert admin.post(f"/admin/scheduler/instance/{node.pk}/change/", data).status_code == 302
 
     logged = entries(models.Instance)
     assert any(e.changes_dict.get("share") == ["1.0", "4.0"] for e in logged)

@@ -256,3 +256,32 @@ def test_researchers_are_refused(client: Client, cluster_rows: None) -> None:
 def test_anonymous_users_go_to_login(client: Client) -> None:
     response = client.get("/cluster")
     assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+def test_a_leaving_process_does_not_wait_on_a_locked_database_for_its_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`Heartbeat.stop` runs at exit: when removing its row blocks (a lock held
+    elsewhere), it gives up after `STOP_SECONDS` and the process leaves anyway."""
+    import threading
+
+    from scheduler import cluster
+
+    released = threading.Event()
+    started = threading.Event()
+
+    def blocked_remove(self: cluster.Heartbeat) -> None:
+        started.set()
+        released.wait(30)
+
+    monkeypatch.setattr(cluster, "STOP_SECONDS", 0.2)
+    monkeypatch.setattr(cluster.Heartbeat, "_remove_row", blocked_remove)
+    monkeypatch.setattr(cluster.Heartbeat, "beat", lambda self: None)  # no row to write
+    heartbeat = cluster.Heartbeat(models.Process.Kind.WEB).start()
+    heartbeat.stop()  # returns although the removal has not finished
+    assert started.is_set() and not released.is_set()
+    remover = next(t for t in threading.enumerate() if t.name == "heartbeat-stop")
+    assert remover.daemon and remover.is_alive()  # it cannot hold up the interpreter's exit
+    released.set()
+    remover.join(5)
+    assert not remover.is_alive()

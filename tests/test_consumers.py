@@ -17,7 +17,9 @@ from django.contrib.auth.models import AnonymousUser
 from django.utils import timezone
 
 from qdash.routing import websocket_urlpatterns
-from scheduler import engine, live, models
+from scheduler import live, models, plans
+from scheduler.engine import eager
+from scheduler.engine.step import Leader
 from scheduler.policy import model as m
 from tests.factories import BackendFactory, UserFactory, instance
 
@@ -57,11 +59,12 @@ async def receive_until(
 
 def submit(job: str, **extra: object) -> None:
     action = m.Submit(job=job, instance="hubA/g/p", backend="sim_a", duration=2_000_000, **extra)  # type: ignore[arg-type]
-    engine.step([action], at=timezone.now())
+    eager.step([action], at=timezone.now())
 
 
-def test_the_hook_is_registered() -> None:
-    assert live.notify in engine.after_commit
+def test_a_leader_tells_the_dashboards_of_its_steps_unless_told_otherwise() -> None:
+    assert Leader().on_commit is live.notify
+    assert plans.Planner().on_publish is live.plan_published
 
 
 def test_anonymous_users_are_refused() -> None:
@@ -134,10 +137,10 @@ def test_a_job_page_gets_its_status_when_the_job_starts(
 ) -> None:
     user = UserFactory(username="op", is_staff=True)
     now = timezone.now()
-    engine.step(
+    eager.step(
         [m.Submit(job="qfirst", instance="hubA/g/p", backend="sim_a", duration=60_000_000)], at=now
     )
-    engine.step(
+    eager.step(
         [m.Submit(job="qsecond", instance="hubA/g/p", backend="sim_a", duration=1_000_000)],
         at=now + timedelta(seconds=1),
     )
@@ -146,7 +149,7 @@ def test_a_job_page_gets_its_status_when_the_job_starts(
         communicator = await connect("/ws/live?page=job&uid=qsecond", user)
         first = await communicator.receive_from(5)
         assert 'id="job-status"' in first and "Queued" in first and "Queue position" in first
-        await database_sync_to_async(engine.step)([m.CancelJob("qfirst")], at=timezone.now())
+        await database_sync_to_async(eager.step)([m.CancelJob("qfirst")], at=timezone.now())
         seen = await receive_until(communicator, lambda t: "Running" in t)
         assert 'id="job-status"' in seen[-1]
         await communicator.disconnect()
@@ -189,7 +192,7 @@ def test_a_change_is_rendered_once_for_every_staff_viewer_with_the_same_filters(
 ) -> None:
     from types import SimpleNamespace
 
-    from scheduler import consumers
+    from scheduler.consumers import renders
 
     calls: list[str] = []
 
@@ -197,14 +200,14 @@ def test_a_change_is_rendered_once_for_every_staff_viewer_with_the_same_filters(
         calls.append(kwargs["page"])
         return [f"<div>{len(calls)}</div>"]
 
-    monkeypatch.setattr(consumers, "render_page", render_page)
+    monkeypatch.setattr(renders, "render_page", render_page)
     change = {"id": "c1", "backends": ["sim_a"], "jobs": ["j1"], "sessions": [], "at": ""}
     staff = [SimpleNamespace(is_staff=True, pk=n) for n in (1, 2, 3)]
     researcher = SimpleNamespace(is_staff=False, pk=9)
 
     async def viewers() -> list[list[str]]:
         def render(user: Any, **filters: str) -> Awaitable[list[str]]:
-            return consumers.render_shared(
+            return renders.render_shared(
                 page="dashboard", uid="", user=user, filters=filters, change=change
             )
 
@@ -226,7 +229,7 @@ def test_a_failed_render_reaches_its_waiters_and_is_tried_again(
 ) -> None:
     from types import SimpleNamespace
 
-    from scheduler import consumers
+    from scheduler.consumers import renders
 
     calls: list[int] = []
 
@@ -236,12 +239,12 @@ def test_a_failed_render_reaches_its_waiters_and_is_tried_again(
             raise RuntimeError("database went away")
         return ["<div>ok</div>"]
 
-    monkeypatch.setattr(consumers, "render_page", render_page)
+    monkeypatch.setattr(renders, "render_page", render_page)
     change = {"id": "c2", "backends": [], "jobs": ["j1"], "sessions": [], "at": ""}
     admin = SimpleNamespace(is_staff=True, pk=1)
 
     def render() -> Awaitable[list[str]]:
-        return consumers.render_shared(
+        return renders.render_shared(
             page="dashboard", uid="", user=admin, filters={}, change=change
         )
 
@@ -261,7 +264,7 @@ def test_sockets_that_connect_together_share_a_render_that_has_not_begun_reading
     import threading
     from types import SimpleNamespace
 
-    from scheduler import consumers
+    from scheduler.consumers import renders
 
     calls: list[int] = []
     release = threading.Event()
@@ -272,11 +275,11 @@ def test_sockets_that_connect_together_share_a_render_that_has_not_begun_reading
             release.wait(5)  # the first render holds the database thread while others join
         return [f"<div>{len(calls)}</div>"]
 
-    monkeypatch.setattr(consumers, "render_page", render_page)
+    monkeypatch.setattr(renders, "render_page", render_page)
     staff = [SimpleNamespace(is_staff=True, pk=n) for n in range(1, 7)]
 
     def connect_render(user: Any) -> Awaitable[list[str]]:
-        return consumers.render_shared(page="dashboard", uid="", user=user, filters={}, change=None)
+        return renders.render_shared(page="dashboard", uid="", user=user, filters={}, change=None)
 
     async def storm() -> list[list[str]]:
         first = asyncio.ensure_future(connect_render(staff[0]))
@@ -295,7 +298,7 @@ def test_sockets_that_connect_together_share_a_render_that_has_not_begun_reading
 
 
 def test_the_open_count_drops_when_a_socket_ends_without_a_disconnect(backend: Any) -> None:
-    from scheduler.consumers import DashboardConsumer
+    from scheduler.consumers.dashboard import DashboardConsumer
 
     operator = UserFactory(is_staff=True)
 
@@ -321,9 +324,9 @@ def test_the_sockets_of_a_process_share_one_member_of_the_group(
     restart), the hub joins again and changes flow again."""
     from channels.layers import get_channel_layer
 
-    from scheduler import consumers
+    from scheduler.consumers import hub as fan_out
 
-    monkeypatch.setattr(consumers, "REJOIN_SECONDS", 0.2)
+    monkeypatch.setattr(fan_out, "REJOIN_SECONDS", 0.2)
     user = UserFactory(username="op", is_staff=True)
     layer = get_channel_layer()
 
@@ -345,7 +348,7 @@ def test_the_sockets_of_a_process_share_one_member_of_the_group(
             any("qhub1" in t for t in await receive_until(s, lambda t: '"type": "depth"' in t))
             for s in sockets
         ]
-        hub = consumers._hub(layer)
+        hub = fan_out.hub_of(layer)
         assert hub is not None
         await layer.group_discard(live.GROUP, hub.channel)  # the layer forgot it
         await asyncio.sleep(0.6)  # the hub joins again

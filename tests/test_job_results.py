@@ -20,10 +20,11 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import RuntimeDecoder, RuntimeEncoder
 from qiskit_ibm_runtime.decoders.defaults import DEFAULT_DECODERS
 
-from scheduler import circuits, engine, executor, models
+from scheduler import circuits, executor, models
+from scheduler.engine import eager
 from tests import executor_results
+from tests.circuits.helpers import bell
 from tests.factories import UserFactory, submit_at, two_hubs
-from tests.test_circuits import bell
 
 pytestmark = pytest.mark.django_db
 
@@ -40,7 +41,7 @@ def alice(client: Client) -> Client:
 def completed(uid: str, *, program_id: str, params: dict[str, Any], result: Any) -> str:
     """A job of hubA that ran and completed with `result`."""
     submit_at(uid, inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
-    engine.step([], at=timezone.now())
+    eager.step([], at=timezone.now())
     models.Job.objects.filter(uid=uid).update(program_id=program_id, params=params, result=result)
     assert models.Job.objects.get(uid=uid).status == models.Job.Status.COMPLETED
     return uid

@@ -14,8 +14,8 @@ from channels.layers import get_channel_layer
 from qiskit_ibm_runtime import RuntimeDecoder
 
 from scheduler import circuits, models, wakeup
+from scheduler.engine.loop import Scheduler
 from scheduler.policy import model as m
-from scheduler.runner import Scheduler, scheduler_loop
 from scheduler.services import sessions_close
 from scheduler.submission import jobs_submit, sessions_create
 from tests.factories import BackendFactory, instance
@@ -70,7 +70,7 @@ def run_until(condition, *, seconds: float = 20) -> None:  # type: ignore[no-unt
     """Run the scheduler loop until `condition()` holds (polled), then stop it."""
 
     async def main() -> None:
-        task = asyncio.ensure_future(scheduler_loop(Scheduler(), poll=0.2))
+        task = asyncio.ensure_future(Scheduler().run(poll=0.2))
         check = sync_to_async(condition)
         try:
             for _ in range(int(seconds / 0.05)):
@@ -138,7 +138,7 @@ def test_the_scheduler_runs_as_a_channel_worker(
     from channels.testing import ApplicationCommunicator
 
     from qdash.asgi import application
-    from scheduler.consumers import SchedulerConsumer
+    from scheduler.engine.loop import SchedulerConsumer
 
     node = instance("h/g/p")
     params = circuits.sampler_params([circuits.ghz(2)], 100)

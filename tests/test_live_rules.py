@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.urls import reverse
 
 from scheduler import models, services
 from scheduler.clock import from_ticks
+from scheduler.engine.loop import Scheduler
 from scheduler.policy import model as m
-from scheduler.runner import Scheduler
+from scheduler.selectors import job_waiting
 from tests.factories import BackendFactory, instance, queue_job
 from tests.live_clock import SECOND, FakeClockLive
 
@@ -30,7 +32,7 @@ class Live(FakeClockLive):
         instance("h/a/p")
         instance("h/b/p")
 
-    def _execute(self, program_id: str, params: dict) -> str:
+    def _execute(self, program_id: str, params: dict, **options: Any) -> str:
         self.executed.append(params["job"])
         return "{}"
 
@@ -148,3 +150,33 @@ def test_a_restart_in_a_busy_queue_loses_no_job_and_starts_none_twice(live: Live
     started = models.Event.objects.filter(kind="job_started")
     assert started.count() == 12 == len(set(started.values_list("job", flat=True)))
     assert sorted(live.executed) == sorted(f"j{n}" for n in range(12))
+
+
+def test_a_job_waits_for_its_allocation_and_starts_when_an_operator_removes_it(
+    live: Live, client: Any, admin_user: Any
+) -> None:
+    services.allocations_set(path="h/a", seconds=10, clock=live.clock, actor=admin_user)
+    live.submit("a1", 20)  # starts with 10 s left, runs 0-20: active workloads continue
+    live.clock.set(live.at(1))
+    live.submit("a2", 5)
+    live.run_until(50)
+    live.scheduler.planner.dirty = True
+    live.scheduler.publish_plan()
+
+    assert live.job("a1").ended_at == live.at(20)
+    assert live.job("a2").status == m.QUEUED
+    waiting = job_waiting(live.job("a2"))
+    assert waiting is not None and [r.code for r in waiting.reasons] == ["allocation_exhausted"]
+    assert waiting.reasons[0].data["consumed"] == 20 and waiting.reasons[0].data["seconds"] == 10
+    client.force_login(admin_user)
+    page = client.get(reverse("job", args=["a2"])).content.decode()
+    assert "h/a has used 20 s of its 10 s allocation; it frees at" in page
+
+    live.clock.set(live.at(60))
+    assert services.allocations_remove(path="h/a", clock=live.clock, actor=admin_user)
+    live.run_until(100)
+
+    assert live.job("a2").started_at == live.at(60)
+    assert live.job("a2").status == m.COMPLETED
+    kinds = models.Event.objects.filter(kind="allocation_changed").values_list("detail", flat=True)
+    assert [(d["node"], d["seconds"]) for d in kinds] == [("h/a", 10_000_000), ("h/a", None)]

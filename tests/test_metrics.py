@@ -11,7 +11,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.clock import FakeClock
-from scheduler.runner import Scheduler
+from scheduler.engine.loop import Scheduler
 from tests.factories import BackendFactory, instance, queue_job
 
 pytestmark = pytest.mark.django_db
@@ -91,7 +91,7 @@ def test_open_websockets_are_counted() -> None:
     from channels.testing import WebsocketCommunicator
     from django.contrib.auth.models import AnonymousUser
 
-    from scheduler.consumers import DashboardConsumer
+    from scheduler.consumers.dashboard import DashboardConsumer
     from scheduler.metrics import WEBSOCKETS
     from tests.factories import UserFactory
 

@@ -74,3 +74,34 @@ def test_errors_cross_the_process_boundary_whole(sandbox: Sandbox) -> None:
     )
     with pytest.raises(Failed, match="Unpicklable: deep inside"):
         sandbox.run(panic)
+
+
+def niceness() -> int:
+    return os.nice(0)
+
+
+def test_a_call_may_have_a_shorter_time_cap_of_its_own(sandbox: Sandbox) -> None:
+    with pytest.raises(LimitExceeded, match="longer than 0.5 s"):
+        sandbox.outcome(sandbox.schedule(sleep, (30,), seconds=0.5))
+    assert sandbox.outcome(sandbox.schedule(sleep, (0,), seconds=100)) == 0  # the pool's cap
+
+
+def test_workers_can_run_at_a_lower_priority() -> None:
+    box = Sandbox(workers=1, memory_mb=200, seconds=3, nice=7)
+    try:
+        assert box.run(niceness) == os.nice(0) + 7
+    finally:
+        box.close()
+
+
+def sigterm_disposition() -> object:
+    import signal
+
+    return signal.getsignal(signal.SIGTERM)
+
+
+def test_a_worker_dies_at_once_on_sigterm_even_inside_native_code(sandbox: Sandbox) -> None:
+    # pebble's own handler would wait for the interpreter, which Aer's loops never give back.
+    import signal
+
+    assert sandbox.run(sigterm_disposition) == signal.SIG_DFL

@@ -7,8 +7,9 @@ from datetime import timedelta
 import pytest
 from django.core.exceptions import ValidationError
 
-from scheduler import engine, models, services
+from scheduler import models, services
 from scheduler.clock import FakeClock, from_ticks
+from scheduler.engine import eager
 from scheduler.policy import model as m
 from tests.factories import BackendFactory, instance
 
@@ -48,7 +49,7 @@ def submit(job: str, **extra: object) -> m.Submit:
 
 
 def step(clock: FakeClock, *actions: m.Action) -> None:
-    engine.step(list(actions), at=clock.now())
+    eager.step(list(actions), at=clock.now())
 
 
 # -------------------------------------------------------- reservations_validate

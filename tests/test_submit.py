@@ -148,6 +148,23 @@ def test_it_queues_an_estimator_job_with_observables(researcher: Client) -> None
             "circuit",
             "at most 100000 are allowed",
         ),
+        (  # a loop counts once per iteration: a trillion x gates
+            {
+                "circuit": 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
+                "for int i in [0:1000000000000] { x q[0]; }\nc[0] = measure q[0];\n"
+            },
+            "circuit",
+            "the circuit has 1000000000002 instructions once its loops are unrolled",
+        ),
+        (  # a loop that may never end
+            {
+                "circuit": 'OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\nbit[1] c;\n'
+                "c[0] = measure q[0];\n"
+                "while (c[0] == false) { x q[0]; x q[0]; c[0] = measure q[0]; }\n"
+            },
+            "circuit",
+            "while loops are not supported",
+        ),
         ({"shots": "100001"}, "circuit", "pub 0 has 100001 shots; at most 100000 are allowed"),
         (
             {"circuit": HEADER + "qreg q[2];\nh q[0];\n"},
@@ -228,6 +245,21 @@ def test_it_refuses_a_closed_session(researcher: Client, alice: AbstractBaseUser
     assert response.status_code == 200
     assert "The session is closed and accepts no more jobs." in response.content.decode()
     assert models.Job.objects.count() == 0
+
+
+@pytest.mark.parametrize("session", ["", "new"])
+def test_a_used_up_refuse_allocation_is_shown_next_to_the_instance(
+    researcher: Client, session: str
+) -> None:
+    services.allocations_set(path="hubA", seconds=0, enforce="refuse")
+
+    response = researcher.post("/submit", form(session=session))
+
+    assert response.status_code == 200
+    errors = response.content.decode().split('id="id_instance_error"', 1)
+    assert len(errors) == 2
+    assert "hubA has used 0 s of its 0 s allocation" in errors[1].split("</ul>", 1)[0]
+    assert models.Job.objects.count() == 0 and models.Session.objects.count() == 0
 
 
 def test_it_refuses_another_users_session(researcher: Client, backend: models.Backend) -> None:

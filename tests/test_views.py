@@ -10,9 +10,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from scheduler import circuits, engine, executor, models
+from scheduler import circuits, executor, models
+from scheduler.engine import eager
 from scheduler.policy import model as m
-from tests.factories import UserFactory, submit_at, two_hubs
+from tests.factories import UserFactory, queue_job, submit_at, two_hubs
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def held_session(backend: models.Backend) -> datetime:
         session="qsessabc123",
         start_session=True,
     )
-    engine.step([], at=now - timedelta(seconds=5))  # the job ended: interactive timeout runs
+    eager.step([], at=now - timedelta(seconds=5))  # the job ended: interactive timeout runs
     submit_at("qwaiting1", inst="hubB/g/p", at=now - timedelta(seconds=1))
     deadline = models.Session.objects.get(uid="qsessabc123").interactive_deadline
     assert deadline is not None
@@ -104,6 +105,21 @@ def test_the_job_page_says_why_a_queued_job_waits(staff: Client, held_session: d
     assert "(interactive timeout)" in html
 
 
+def test_the_job_page_says_a_job_newer_than_the_plan_has_its_position_being_computed(
+    staff: Client, backend: models.Backend
+) -> None:
+    now = timezone.now()
+    submit_at("qrun", inst="hubA/g/p", at=now - timedelta(seconds=2), seconds=600)
+    html = staff.get("/jobs/qrun").content.decode()
+    assert "Queue position" not in html  # running: nothing to compute
+    queue_job("qnew", inst="hubA/g/p", at=now - timedelta(seconds=1))  # no leader yet
+    html = staff.get("/jobs/qnew").content.decode()
+    assert 'id="job-position" data-state="being_computed"' in html
+    assert "position being computed" in html and "newer than the scheduler's plan" in html
+    assert "being computed with its position" in html  # the estimated start
+    assert "its position is being computed" in html  # why it waits
+
+
 def test_the_job_page_counts_jobs_ahead_in_the_fair_share_lane(
     staff: Client, backend: models.Backend
 ) -> None:
@@ -122,7 +138,7 @@ def test_the_job_page_counts_jobs_ahead_in_the_fair_share_lane(
 def test_the_job_page_charts_sampler_counts(staff: Client, backend: models.Backend) -> None:
     params = circuits.sampler_params([circuits.parse_qasm(circuits.EXAMPLES["bell"])], 100)
     submit_at("qdone", inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
-    engine.step([], at=timezone.now())
+    eager.step([], at=timezone.now())
     models.Job.objects.filter(uid="qdone").update(
         params=params, result=executor.execute("sampler", params)
     )
@@ -136,7 +152,7 @@ def test_the_job_page_charts_estimator_values_with_error_bars(
 ) -> None:
     params = circuits.estimator_params(circuits.parse_qasm(circuits.EXAMPLES["bell"]), ["ZZ", "XX"])
     submit_at("qest", inst="hubA/g/p", at=timezone.now() - timedelta(seconds=10), seconds=1)
-    engine.step([], at=timezone.now())
+    eager.step([], at=timezone.now())
     models.Job.objects.filter(uid="qest").update(
         program_id="estimator", params=params, result=executor.execute("estimator", params)
     )

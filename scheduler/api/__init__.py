@@ -10,11 +10,11 @@ from typing import Any
 
 from ninja import NinjaAPI
 
-from scheduler.api import backends, errors, jobs, sessions
+from scheduler.api import backends, errors, jobs, sessions, usage
 from scheduler.api.auth import BearerAuth
 from scheduler.api.identity import build_identity
 
-ROUTERS = (backends.router, sessions.router, jobs.router)
+ROUTERS = (backends.router, sessions.router, jobs.router, usage.router)
 
 # OpenAPI links: what a created job's or session's id can be passed to. Schema-driven
 # clients and stateful fuzzers (schemathesis) follow them from creation to use.

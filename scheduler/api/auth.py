@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest
 from ninja.security import HttpBearer
 
-from scheduler import auth_tokens, models
-from scheduler.api import throttle
+from scheduler import models
+from scheduler.api import callers, throttle
+from scheduler.api.callers import member_projects
 from scheduler.api.errors import ApiError
 
 CRN_PREFIX = "crn:v1:qdash:public:quantum-computing:local:a/qdash:"
@@ -18,11 +20,6 @@ CRN_PREFIX = "crn:v1:qdash:public:quantum-computing:local:a/qdash:"
 def instance_crn(path: str) -> str:
     """The CRN the client sends for a project instance (`crn:` and 10 colon fields)."""
     return f"{CRN_PREFIX}{path.replace('/', '.')}::"
-
-
-def member_projects(user: Any) -> list[models.Instance]:
-    """The project instances `user` may submit in."""
-    return [node for node in user.instances.order_by("path") if node.is_project]
 
 
 @dataclass(frozen=True)
@@ -42,9 +39,12 @@ class Principal:
         return self.instance
 
 
-def select_instance(user: Any, crn: str | None) -> models.Instance | None:
-    """The member instance a CRN (or a plain hub/group/project path) names; 403 otherwise."""
-    projects = member_projects(user)
+def select_instance(
+    user: Any, crn: str | None, projects: Sequence[models.Instance] | None = None
+) -> models.Instance | None:
+    """The member instance a CRN (or a plain hub/group/project path) names; 403 otherwise.
+    `projects`: the user's project instances, when the caller knows them already."""
+    projects = member_projects(user) if projects is None else projects
     if not crn:
         return projects[0] if len(projects) == 1 else None
     for node in projects:
@@ -59,15 +59,11 @@ class BearerAuth(HttpBearer):
     """A JWT from `/identity/token`, or a plain API key, as `Authorization: Bearer`."""
 
     def authenticate(self, request: HttpRequest, token: str) -> Principal:
-        throttle.failures_allowed(request)
-        try:
-            row = auth_tokens.access_token_check(token=token.strip())
-        except auth_tokens.TokenError as error:
-            throttle.failure(request)
-            raise ApiError(401, "unauthorized", str(error)) from None
-        throttle.key_request(request, row.pk)
-        instance = select_instance(row.user, request.headers.get("Service-CRN"))
-        return Principal(row.user, instance)
+        caller = throttle.check_secret(request, token, callers.caller_of, code="unauthorized")
+        throttle.key_request(request, caller.token.pk)
+        user = caller.token.user
+        instance = select_instance(user, request.headers.get("Service-CRN"), caller.projects)
+        return Principal(user, instance)
 
 
 def principal(request: HttpRequest) -> Principal:

@@ -1,26 +1,24 @@
-"""`/backends` and `/instances/usage`."""
+"""`/backends`."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
-from django.conf import settings
-from django.db.models import Sum
+from django.db.models import F, OuterRef, Subquery
 from django.http import HttpRequest
-from django.utils import timezone
 from ninja import Router
 
 from scheduler import models
-from scheduler.api.auth import instance_crn, principal
 from scheduler.api.errors import ApiError
 from scheduler.api.schemas import (
     REFUSALS,
     BackendStatusOut,
     ConfigurationOut,
     DevicesOut,
-    UsageOut,
 )
+from scheduler.devices import DeviceUnavailable, answers
+from scheduler.devices.device import Device, device_of
 from scheduler.limits import input_limits
 from scheduler.policy import model as m
 from scheduler.selectors.cards import latest_samples
@@ -70,16 +68,6 @@ def backends_list(request: HttpRequest, include_mocks: bool = False) -> dict[str
     }
 
 
-def _total(sample: models.QueueSample) -> int:
-    return sample.reservation + sample.session + sample.fair_share
-
-
-def _queued(backend: models.Backend) -> int:
-    """The backend's queue length, as the scheduler last wrote it."""
-    sample = latest_samples(backend_ids=[backend.pk]).get(backend.pk)
-    return 0 if sample is None else _total(sample)
-
-
 def _no_calibration(name: str, calibration_id: str | None) -> None:
     """qdash's backends have one, unnamed calibration: any other one is unknown."""
     if calibration_id is not None:
@@ -88,13 +76,48 @@ def _no_calibration(name: str, calibration_id: str | None) -> None:
         )
 
 
-@router.get("/backends/{name}/configuration", response={200: ConfigurationOut} | REFUSALS)
+def _device(backend: models.Backend) -> Device | None:
+    """The device behind `backend` (None: ideal); a 409 while it cannot be used."""
+    device = device_of(backend)
+    if device is not None and backend.offline_reason:
+        raise ApiError(
+            409, "backend_offline", f"{backend.name} is offline: {backend.offline_reason}"
+        )
+    return device
+
+
+def _answer(make: Any) -> dict[str, Any]:
+    try:
+        answer: dict[str, Any] = make()
+    except DeviceUnavailable as error:
+        raise ApiError(409, "backend_offline", str(error)) from None
+    return answer
+
+
+@router.get(
+    "/backends/{name}/configuration",
+    response={200: ConfigurationOut} | REFUSALS,
+    exclude_unset=True,
+)
 def backends_configuration(
     request: HttpRequest, name: str, calibration_id: str | None = None
 ) -> dict[str, Any]:
+    """A device's own configuration under this backend's name; for an ideal simulator, its
+    gates with no coupling map (all-to-all)."""
     backend = backend_or_404(name)
     _no_calibration(name, calibration_id)
     limits = input_limits()
+    device = _device(backend)
+    if device is not None:
+        return _answer(
+            lambda: answers.configuration(
+                device,
+                name=backend.name,
+                description=backend.description,
+                max_shots=limits.shots,
+                max_experiments=limits.pubs,
+            )
+        )
     return {
         "backend_name": backend.name,
         "backend_version": BACKEND_VERSION,
@@ -117,15 +140,26 @@ def backends_configuration(
 
 @router.get("/backends/{name}/properties", response={200: dict} | REFUSALS)
 def backends_properties(
-    request: HttpRequest, name: str, calibration_id: str | None = None
+    request: HttpRequest,
+    name: str,
+    calibration_id: str | None = None,
+    updated_before: datetime | None = None,
 ) -> dict[str, Any]:
-    """The calibration of a noiseless simulator: every qubit reads out without error.
+    """A device's calibration (T1, T2, frequencies, readout and gate errors and lengths,
+    with their dates); `{}` for a date before it (`updated_before`, which the client's
+    `properties(datetime=...)` and `target_history()` send).
 
-    Qubits only: with no gate entries the client keeps every gate ideal on every pair
-    of qubits (there is no coupling map). Coherence times are left out; they are infinite.
+    An ideal simulator's: every qubit reads out without error, and no gate entries, so
+    the client keeps every gate ideal on every pair of qubits (there is no coupling
+    map). Coherence times are left out; they are infinite.
     """
     backend = backend_or_404(name)
     _no_calibration(name, calibration_id)
+    device = _device(backend)
+    if device is not None:
+        return _answer(
+            lambda: answers.properties(device, name=backend.name, updated_before=updated_before)
+        )
     readout = [
         {"date": ONLINE_DATE, "name": prop, "unit": "", "value": 0.0}
         for prop in ("readout_error", "prob_meas0_prep1", "prob_meas1_prep0")
@@ -142,29 +176,23 @@ def backends_properties(
 
 @router.get("/backends/{name}/status", response={200: BackendStatusOut} | REFUSALS)
 def backends_status(request: HttpRequest, name: str) -> dict[str, Any]:
-    backend = backend_or_404(name)
+    """The backend and its queue length as the scheduler last wrote it, in one query (the
+    client polls it)."""
+    newest = models.QueueSample.objects.filter(backend=OuterRef("pk")).order_by("-pk")
+    total = F("reservation") + F("session") + F("fair_share")
+    backend = (
+        models.Backend.objects.filter(name=name)
+        .annotate(queued=Subquery(newest.annotate(total=total).values("total")[:1]))
+        .first()
+    )
+    if backend is None:
+        raise ApiError(404, m.UNKNOWN_BACKEND, f"Unknown backend {name!r}.")
     online = backend.status == models.Backend.Status.ONLINE
     return {
         "backend_name": backend.name,
         "state": online,
         "status": "active" if online else "paused",
         "message": "" if online else "Paused: jobs queue but do not start.",
-        "length_queue": _queued(backend),
+        "length_queue": getattr(backend, "queued", None) or 0,
         "backend_version": BACKEND_VERSION,
-    }
-
-
-@router.get("/instances/usage", response={200: UsageOut} | REFUSALS)
-def instances_usage(request: HttpRequest) -> dict[str, Any]:
-    """Fair-share usage of the selected instance over the usage window."""
-    node = principal(request).require_instance()
-    window = int(settings.QDASH["USAGE_WINDOW"])
-    used = models.UsageCharge.objects.filter(
-        instance=node, ended_at__gt=timezone.now() - timedelta(seconds=window)
-    ).aggregate(total=Sum("microseconds"))["total"]
-    return {
-        "instance": instance_crn(node.path),
-        "usage_consumed_seconds": (used or 0) / 1e6,
-        "usage_window_seconds": window,
-        "share": node.share,
     }

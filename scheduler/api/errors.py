@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import redis.exceptions
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django_guid import get_guid
@@ -12,7 +13,12 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from scheduler.policy import model as m
-from scheduler.submission import TOO_MANY_QUEUED, TOO_MANY_SESSIONS, SubmissionError
+from scheduler.submission import (
+    TOO_MANY_DECODES,
+    TOO_MANY_QUEUED,
+    TOO_MANY_SESSIONS,
+    SubmissionError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +42,18 @@ SUBMISSION_STATUS = {
     m.UNKNOWN_BACKEND: 404,
     m.UNKNOWN_SESSION: 404,
     m.SESSION_CLOSED: 409,
+    m.ALLOCATION_EXHAUSTED: 409,
     TOO_MANY_QUEUED: 429,
     TOO_MANY_SESSIONS: 429,
+    TOO_MANY_DECODES: 429,
 }
 
 
 def from_submission(error: SubmissionError) -> ApiError:
-    return ApiError(SUBMISSION_STATUS.get(error.code, 400), error.code, error.message)
+    headers = {}
+    if error.code == TOO_MANY_DECODES:  # a decode ends within its time cap
+        headers["Retry-After"] = str(settings.QDASH_DECODE["SECONDS"])
+    return ApiError(SUBMISSION_STATUS.get(error.code, 400), error.code, error.message, headers)
 
 
 def not_found(what: str) -> ApiError:

@@ -9,7 +9,6 @@ from ninja import Form, NinjaAPI, Router
 
 from scheduler import auth_tokens
 from scheduler.api import throttle
-from scheduler.api.errors import ApiError
 from scheduler.api.schemas import Error, TokenOut
 
 router = Router(tags=["identity"])
@@ -23,12 +22,12 @@ def identity_token(
     response_type: Form[str] = "",
 ) -> dict[str, Any]:
     """A JWT (HS256, one hour) for the user of `apikey`."""
-    throttle.failures_allowed(request)
-    try:
-        token = auth_tokens.tokens_check_key(key=apikey.strip())
-    except auth_tokens.TokenError as error:
-        throttle.failure(request)
-        raise ApiError(401, "invalid_apikey", str(error)) from None
+    token = throttle.check_secret(
+        request,
+        apikey,
+        lambda secret: auth_tokens.tokens_check_key(key=secret),
+        code="invalid_apikey",
+    )
     access = auth_tokens.access_token_create(token=token)
     return {
         "access_token": access.token,

@@ -21,6 +21,7 @@ from scheduler.api.backends import backend_or_404
 from scheduler.api.errors import ApiError, not_found
 from scheduler.api.present import failure_text, iso, job_json
 from scheduler.api.schemas import REFUSALS, JobCreated, JobIn, JobOut, JobsOut, TagsIn
+from scheduler.clock import ticks_seconds
 from scheduler.policy import model as m
 from scheduler.submission import jobs_submit, tags_check, warning_text
 
@@ -300,15 +301,16 @@ def jobs_logs(request: HttpRequest, uid: str) -> HttpResponse:
 def jobs_metrics(request: HttpRequest, uid: str) -> dict[str, Any]:
     """Timestamps, usage, and for a queued job its queue position and estimated start."""
     job = job_for_user(request, uid)
-    usage = (
+    usage = ticks_seconds(
         sum(
             job.usagecharge_set.filter(kind=models.UsageCharge.Kind.RUN).values_list(
                 "microseconds", flat=True
             )
         )
-        / 1e6
     )
-    position, start = _estimate(job) if job.status == m.QUEUED else (None, None)
+    waiting = selectors.job_waiting(job) if job.status == m.QUEUED else None
+    position = waiting.position if waiting is not None else None
+    start = waiting.estimated_start if waiting is not None else None
     final = job.status in m.FINAL_STATES
     return {
         "timestamps": {
@@ -324,19 +326,27 @@ def jobs_metrics(request: HttpRequest, uid: str) -> dict[str, Any]:
         },
         "position_in_queue": position,
         "position_in_provider": position,
+        # Why the position is null, or what it is, never left to guess: "planned",
+        # "being_computed" (the job is newer than the scheduler's plan: the next plan,
+        # within a second or two, places it), "not_started_by_plan" or "not_queued".
+        "position_status": waiting.position_state if waiting is not None else "not_queued",
+        "position_detail": (
+            waiting.position_text(job.backend.name) if waiting is not None else "not queued"
+        ),
         "estimated_start_time": iso(start),
         "executions": None,
         "num_circuit_instructions": None,
+        # The session's compiled circuits this job reused (scheduler.devices.timing).
+        "caching": {
+            "circuits": len(job.circuit_keys or []),
+            "cached_circuits": job.cached_circuits,
+            "seconds_saved": job.cache_saved.total_seconds(),
+        },
+        "estimated_running_time_seconds": (
+            None if job.expected_duration is None else job.expected_duration.total_seconds()
+        ),
         "qiskit_version": qiskit.__version__,
     }
-
-
-def _estimate(job: models.Job) -> tuple[int | None, datetime | None]:
-    """The job's position and estimated start in the published plan."""
-    waiting = selectors.job_waiting(job)
-    if waiting is None:
-        return None, None
-    return waiting.position, waiting.estimated_start
 
 
 # ----------------------------------------------------------------------- write

@@ -67,6 +67,10 @@ def job_json(job: models.Job, *, with_params: bool = False) -> dict[str, Any]:
         "cost": seconds(job.max_execution_time),
         "params": job.params if with_params and not job.private else None,
         "private": job.private,
+        # The modeled QPU time, fixed at submission (the client's `usage_estimation`).
+        "estimated_running_time_seconds": (
+            None if job.expected_duration is None else job.expected_duration.total_seconds()
+        ),
     }
 
 

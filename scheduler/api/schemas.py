@@ -61,12 +61,22 @@ class DevicesOut(Schema):
 
 
 class GateConfig(Schema):
+    model_config = ConfigDict(extra="allow")
+
     name: str
-    parameters: list[str]
-    qasm_def: str
+    parameters: list[str] | None  # null on some devices' reset
+    qasm_def: str | None
+    coupling_map: list[list[int]] | None = Field(
+        None, description="The qubits (in order) the gate acts on; absent: any."
+    )
 
 
 class ConfigurationOut(Schema):
+    """A backend's configuration. A device backend's has every field its device reports
+    (qubit coordinates, measurement map, ...); fields a backend does not have are absent."""
+
+    model_config = ConfigDict(extra="allow")
+
     backend_name: str
     backend_version: str
     n_qubits: int
@@ -82,6 +92,22 @@ class ConfigurationOut(Schema):
     max_shots: int
     max_experiments: int
     description: str = ""
+    supported_instructions: list[str] | None = Field(
+        None, description="Instructions the device runs, control flow included."
+    )
+    dt: float | None = Field(None, description="The device's time step, in nanoseconds.")
+    dtm: float | None = None
+    processor_type: dict[str, Any] | None = None
+    timing_constraints: dict[str, int] | None = None
+    default_rep_delay: float | None = Field(
+        None, description="Delay between shots, in microseconds."
+    )
+    rep_delay_range: list[float] | None = None
+    meas_map: list[list[int]] | None = None
+    supported_features: list[str] | None = None
+    quantum_volume: int | None = None
+    clops_h: int | None = None
+    coords: list[list[float]] | None = Field(None, description="Where each qubit is drawn.")
 
 
 class BackendStatusOut(Schema):
@@ -175,6 +201,9 @@ class JobOut(Schema):
     runtime: str = ""
     private: bool = False
     params: dict[str, Any] | None = None
+    estimated_running_time_seconds: float | None = Field(
+        None, description="The modeled QPU time of the job, in seconds."
+    )
 
 
 class JobsOut(Schema):
@@ -188,10 +217,23 @@ class TagsIn(Schema):
     tags: list[Tag]
 
 
+class UsagePeriod(Schema):
+    start_time: str
+    end_time: str
+
+
 class UsageOut(Schema):
-    instance: str
+    """IBM's fields, then qdash's own; the allocation's are left out without one."""
+
+    instance_id: str
+    plan_id: str
+    usage_period: UsagePeriod
     usage_consumed_seconds: float
+    usage_allocation_seconds: float | None = None
+    usage_limit_seconds: float | None = None
+    usage_limit_reached: bool | None = None
+    instance: str
     usage_window_seconds: int
     share: float
-    usage_limit_seconds: int | None = None
-    usage_limit_reached: bool = False
+    usage_allocation_node: str | None = None  # the hub, group or project it is set on
+    usage_frees_at: str | None = None  # when time frees up, if nothing more is charged

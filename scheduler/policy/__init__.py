@@ -5,10 +5,20 @@ lanes, error codes, actions) lives in `scheduler.policy.model`.
 """
 
 from .core import Policy, reservation_warnings
-from .plan import Plan, PlanEntry, Reason, lane_depths, make_plan, wait_reasons, waiting_lane
+from .plan import (
+    LANES,
+    Plan,
+    PlanEntry,
+    Reason,
+    lane_depths,
+    make_plan,
+    wait_reasons,
+    waiting_lane,
+)
 from .queues import tree_nodes
 
 __all__ = [
+    "LANES",
     "Plan",
     "PlanEntry",
     "Policy",

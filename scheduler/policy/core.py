@@ -11,8 +11,11 @@ from collections.abc import Iterable, Sequence
 from heapq import heappop, heappush
 from itertools import count
 from math import inf
+from typing import Any
 
 from . import model as m
+from . import timers
+from .allocations import Allocations, gated_fair_share
 from .model import (
     ACTIVE,
     CANCELLED,
@@ -61,6 +64,7 @@ class Policy:
         self.jobs: dict[str, Job] = {}
         self.shares: dict[str, float] = {}
         self.usage = UsageLedger(settings.usage_window)
+        self.allocations = Allocations(self.usage)
         self.now: int | None = None
         self.last_activity: int | None = None  # last job start/end or live timer fired
         self.job_seq = 0
@@ -94,6 +98,10 @@ class Policy:
 
     def set_share(self, node: str, share: float) -> None:
         self.shares[node] = share
+
+    def put_allocation(self, allocation: m.Allocation) -> None:
+        """Set a node's allocation now (before time starts: counting every charge kept)."""
+        self.allocations.put(allocation, self.now)
 
     def restore(
         self,
@@ -163,11 +171,21 @@ class Policy:
         while timers and not self._timer_is_live(timers[0]):
             heappop(timers)
         due = [heap[0][0] for heap in (ends, timers) if heap]
+        if self.allocations.items and self.now is not None:
+            freed = self.allocations.next_change(self.now, self._waiting_below)
+            if freed is not None:
+                due.append(freed)
         return min(due) if due else None
+
+    def _waiting_below(self, node: str) -> bool:
+        """Whether a job waits for the fair-share lane below `node` on some backend."""
+        return any(queues.count.get(node, 0) for queues in self._queues.values())
 
     def _process_until(self, t: int) -> None:
         ends, timers = self._ends, self._timers
-        if not ((ends and ends[0][0] < t) or (timers and timers[0][0] < t)):
+        if not (
+            (ends and ends[0][0] < t) or (timers and timers[0][0] < t) or self.allocations.items
+        ):
             return  # nothing (not even a stale entry) is due before t
         while (due := self.next_due()) is not None and due < t:
             self.now = due
@@ -200,10 +218,30 @@ class Policy:
     # ---------------------------------------------------------------- actions
     def _apply(self, action: m.Action, t: int) -> Outcome:
         if isinstance(action, m.Submit):
-            return self._submit(action, t)
+            outcome = self._submit(action, t)
+            if not outcome.accepted:  # logged in order: a replay refuses it at the same point
+                if action.start_session:
+                    self._log(
+                        t, "session_refused", None, session=action.session, error=outcome.code
+                    )
+                self._log(
+                    t,
+                    "job_refused",
+                    None,
+                    job=action.job,
+                    session=action.session,
+                    error=outcome.code,
+                )
+            return outcome
         if isinstance(action, m.CreateSession):
+            refusal = None
             if action.backend not in self.backends:
-                return Outcome(False, m.UNKNOWN_BACKEND)
+                refusal = m.UNKNOWN_BACKEND
+            elif self.allocations.items and self.allocations.refuses(action.instance, t):
+                refusal = m.ALLOCATION_EXHAUSTED
+            if refusal is not None:
+                self._log(t, "session_refused", None, session=action.session, error=refusal)
+                return Outcome(False, refusal)
             session = self._new_session(
                 action.session, action.backend, action.instance, t, action.mode, action.max_ttl
             )
@@ -227,9 +265,11 @@ class Policy:
         elif isinstance(action, m.RemoveReservation):
             self._remove_reservation(action.reservation, t)
         elif isinstance(action, m.SetShare):
-            self.shares[action.node] = action.share
+            self._set_share(action, t)
         elif isinstance(action, m.PutBackend):
             self._put_backend(action, t)
+        elif isinstance(action, m.PutAllocation):
+            self._put_allocation(action, t)
         else:  # pragma: no cover - the Action union is closed
             raise TypeError(f"unknown action {action!r}")
         return m.ACCEPTED
@@ -248,6 +288,8 @@ class Policy:
                 return Outcome(False, m.INSTANCE_MISMATCH)
             if session.state == CLOSED or not session.accepting_jobs:
                 return Outcome(False, m.SESSION_CLOSED)
+        if self.allocations.items and self.allocations.refuses(a.instance, t):
+            return Outcome(False, m.ALLOCATION_EXHAUSTED)
         if a.job in self.jobs:
             raise ValueError(f"job {a.job!r} exists already")
         warnings: tuple[ReservationWarning, ...] = ()
@@ -271,9 +313,7 @@ class Policy:
         self._log(t, "job_submitted", job)
         if session is not None:
             if session.max_ttl is None:  # the first job accepted fixes the max TTL
-                requested = a.max_execution_time
-                limit = self.settings.system_max_ttl
-                session.max_ttl = limit if requested is None else min(limit, requested)
+                session.max_ttl = timers.max_ttl(self.settings, a.max_execution_time)
                 self._log(t, "session_max_ttl", session, max_ttl=session.max_ttl)
                 if a.start_session:
                     warnings = self._reservation_warnings(session, t)
@@ -290,23 +330,21 @@ class Policy:
             raise ValueError(f"session {sid!r} exists already")
         settings = self.settings
         self.session_seq += 1
-        interactive = (
-            settings.batch_interactive_ttl if mode == m.BATCH else settings.interactive_ttl
-        )
+        deadline = timers.open_deadline(settings, t)
         session = Session(
             id=sid,
             backend=backend,
             instance=instance,
             created_at=t,
             seq=self.session_seq,
-            interactive_ttl=interactive,
+            interactive_ttl=timers.interactive_ttl(settings, mode),
             mode=mode,
-            max_ttl=None if max_ttl is None else min(settings.system_max_ttl, max_ttl),
-            open_deadline=t + settings.open_timeout,
+            max_ttl=timers.capped_max_ttl(settings, max_ttl),
+            open_deadline=deadline,
         )
         session.history.append((t, OPEN))
         self.sessions[sid] = session
-        self._push_timer(t + settings.open_timeout, OPEN_TIMEOUT, session)
+        self._push_timer(deadline, OPEN_TIMEOUT, session)
         self._log(t, "session_created", session)
         return session
 
@@ -361,6 +399,7 @@ class Policy:
         if current is not None and (current.backend != a.backend or current.instance != a.instance):
             self._remove_reservation(a.id, t)
             current = None
+        before = None
         if current is None:
             current = Reservation(
                 id=a.id, backend=a.backend, instance=a.instance, start=a.start, end=a.end
@@ -368,6 +407,8 @@ class Policy:
             self.reservations[a.id] = current
         elif current.ended:
             return  # the past stays as it was
+        else:
+            before = {"start": current.start, "end": current.end, "exclusive": current.exclusive}
         if not current.started:
             current.start = a.start
             self._push_timer(max(a.start, t), RESERVATION_START, current)
@@ -377,7 +418,7 @@ class Policy:
             current.exclusive = a.exclusive
             if current.started:
                 self._update_hold(self.backends[a.backend], t)
-        self._log(t, "reservation_changed", current, start=current.start, end=current.end)
+        self._log(t, "reservation_changed", current, **window_detail(current), before=before)
 
     def _remove_reservation(self, reservation_id: str, t: int) -> None:
         """Delete a reservation: an open window closes at once, its bound sessions stay open."""
@@ -391,15 +432,58 @@ class Policy:
         if backend.reservation is reservation:
             backend.reservation = None
             self._update_hold(backend, t)
-        self._log(t, "reservation_removed", reservation)
+        self._log(t, "reservation_removed", reservation, **window_detail(reservation))
 
     def _put_backend(self, a: m.PutBackend, t: int) -> None:
         backend = self.backends.get(a.name)
         if backend is None:
             self.add_backend(Backend(name=a.name, status=a.status, max_runtime=a.max_runtime))
             self._log(t, "backend_added", self.backends[a.name])
-        else:
+        elif backend.max_runtime != a.max_runtime:
+            before = backend.max_runtime
             backend.max_runtime = a.max_runtime  # jobs started before keep their limit
+            self._log(t, "backend_changed", backend, max_runtime=a.max_runtime, before=before)
+
+    def _set_share(self, a: m.SetShare, t: int) -> None:
+        before = self.shares.get(a.node, 1)
+        if a.share == before:
+            return
+        self.shares[a.node] = a.share
+        self._log(t, "share_changed", None, node=a.node, share=a.share, before=before)
+
+    def _put_allocation(self, a: m.PutAllocation, t: int) -> None:
+        """Set or remove a node's allocation; the backends pick in step 4 of this instant."""
+        allocation = a.allocation()
+        before = self.allocations.get(a.node)
+        if allocation is None:
+            if before is None:
+                return
+            self.allocations.remove(a.node)
+        else:
+            self.allocations.put(allocation, t)
+        self._log(
+            t,
+            "allocation_changed",
+            None,
+            **allocation_detail(a.node, allocation),
+            before=None if before is None else allocation_detail(a.node, before),
+        )
+
+    def forget_charges(self) -> None:
+        """Drop the charges kept beyond the usage window that no current fixed allocation
+        period counts, so memory follows the window (a long-lived policy calls this).
+
+        An allocation put later whose period begins before `usage.forgotten` would
+        miss charges: its caller loads them again (`usage.load`) first.
+        """
+        if self.now is None:
+            return
+        keep = self.now - self.settings.usage_window + 1
+        for allocation in self.allocations.all():
+            start = None if allocation.period is None else allocation.period.containing(self.now)
+            if start is not None and start < keep:
+                keep = start
+        self.usage.forget_before(keep)
 
     def forget(self, jobs: Iterable[Job], sessions: Iterable[Session]) -> None:
         """Forget those of `jobs` in a final state and those of `sessions` closed with
@@ -427,6 +511,7 @@ class Policy:
         queues = self._queues[job.backend]
         queues.queued += 1
         project = queues.project(job.instance)
+        project.added += 1
         session = job.session
         if session is None:
             project.loose.append(job)
@@ -495,6 +580,17 @@ class Policy:
             if active.accepting_jobs:
                 return None, m.SESSION  # the session holds the backend
         self.usage.expire(t)
+        if self.allocations.items:
+            job = gated_fair_share(
+                queues,
+                self.allocations,
+                shares=self.shares,
+                totals=self.usage.totals,
+                t=t,
+                fit_time=lambda job: self.fit_time(job, backend),
+                fit_key=backend.max_runtime,
+            )
+            return job, m.FAIR_SHARE
         return self._fair_share(queues), m.FAIR_SHARE
 
     def _fair_share(self, queues: BackendQueues) -> Job | None:
@@ -523,17 +619,35 @@ class Policy:
         return queues.projects[node].oldest()
 
     # ------------------------------------------------------------------- jobs
-    def _start(self, backend: Backend, job: Job, lane: str, t: int) -> None:
-        self._dequeue(job)
-        job.status = RUNNING
-        job.lane = lane
-        job.started_at = t
+    def runtime_limit(self, job: Job, backend: Backend) -> int:
+        """`min(max_execution_time, backend limit)` of a job starting on `backend` now."""
         limit = backend.max_runtime
         if limit is None:
             limit = self.settings.backend_max_runtime
         if job.max_execution_time is not None and job.max_execution_time < limit:
             limit = job.max_execution_time
-        job.limit = limit
+        return limit
+
+    def fit_time(self, job: Job, backend: Backend | None = None) -> int:
+        """The time a queued job can run: its duration (known, else modeled) capped at its
+        runtime limit; with neither, the limit (what `safe` allocations count)."""
+        limit = self.runtime_limit(job, backend or self.backends[job.backend])
+        duration = job.duration if job.duration is not None else job.expected
+        return limit if duration is None or duration > limit else duration
+
+    def allocation_block(self, job: Job, t: int) -> dict[str, Any] | None:
+        """Why allocations keep a queued job out of the fair-share lane at `t` (the data
+        of the reason `allocation_exhausted`), or None."""
+        if not self.allocations:
+            return None
+        return self.allocations.blocked(job.instance, self.fit_time(job), t)
+
+    def _start(self, backend: Backend, job: Job, lane: str, t: int) -> None:
+        self._dequeue(job)
+        job.status = RUNNING
+        job.lane = lane
+        job.started_at = t
+        job.limit = self.runtime_limit(job, backend)
         self._schedule_end(job)
         backend.running = job
         self._out.started.append(job)
@@ -764,3 +878,28 @@ def reservation_warnings(
         for r in reservations
         if r.backend == backend and r.instance == instance and at < r.end and r.start < at + max_ttl
     )
+
+
+def window_detail(reservation: Reservation) -> dict[str, Any]:
+    """A reservation as the event log keeps it (it outlives a deleted one)."""
+    return {
+        "id": reservation.id,
+        "backend": reservation.backend,
+        "instance": reservation.instance,
+        "start": reservation.start,
+        "end": reservation.end,
+        "exclusive": reservation.exclusive,
+    }
+
+
+def allocation_detail(node: str, allocation: m.Allocation | None) -> dict[str, Any]:
+    """A node's allocation (None: removed) as the event log keeps it."""
+    if allocation is None:
+        return {"node": node, "seconds": None, "enforce": None, "period": None}
+    period = allocation.period
+    return {
+        "node": node,
+        "seconds": allocation.amount,
+        "enforce": allocation.enforce,
+        "period": None if period is None else [period.start, period.length],
+    }

@@ -3,8 +3,8 @@
 Each future replays a deep copy of the policy (the state is never changed, as
 Kueue's what-if applies a change to a snapshot), from `now` to the horizon's
 end, with the live rules: the changes are the same actions the live engine
-applies (`PutReservation`, `RemoveReservation`, `SetShare`, `SetBackendStatus`),
-given at `now`. Queued jobs run for their modeled duration, a running job for
+applies (`PutReservation`, `RemoveReservation`, `SetShare`, `SetBackendStatus`,
+`PutAllocation`), given at `now`. Queued jobs run for their modeled duration, a running job for
 what is left of it (docs/what-if.md). Nothing is known about arrivals after
 `now`: only the synthetic load the caller asks for arrives, the same jobs at
 the same instants in both futures.
@@ -38,7 +38,14 @@ class SetOverhead:
     overhead: int
 
 
-Change = m.PutReservation | m.RemoveReservation | m.SetShare | m.SetBackendStatus | SetOverhead
+Change = (
+    m.PutReservation
+    | m.RemoveReservation
+    | m.SetShare
+    | m.SetBackendStatus
+    | m.PutAllocation
+    | SetOverhead
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

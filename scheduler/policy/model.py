@@ -44,11 +44,18 @@ UNKNOWN_SESSION = "unknown_session"
 BACKEND_MISMATCH = "backend_mismatch"
 INSTANCE_MISMATCH = "instance_mismatch"
 SESSION_CLOSED = "session_closed"
+ALLOCATION_EXHAUSTED = "allocation_exhausted"
 # ...and reasons an accepted job ends without completing.
 SESSION_EXPIRED = "session_expired"
 SESSION_CANCELLED = "session_cancelled"
 RESERVATION_ENDED = "reservation_ended"
 MAX_EXECUTION_TIME_EXCEEDED = "max_execution_time_exceeded"
+
+# Allocation enforce modes (docs/rules.md, "Allocations").
+QUEUE = "queue"
+SAFE = "safe"
+REFUSE = "refuse"
+ENFORCE_MODES = (QUEUE, SAFE, REFUSE)
 
 # Why a session closed.
 CLOSED_EXPIRED = "expired"
@@ -161,6 +168,43 @@ class Backend:
     hold_since: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Fixed allocation periods `[start + k*length, start + (k+1)*length)`, k >= 0."""
+
+    start: int
+    length: int
+
+    def __post_init__(self) -> None:
+        if self.length <= 0:
+            raise ValueError("a period's length must be positive")
+
+    def containing(self, t: int) -> int | None:
+        """Start of the period that contains `t` (None before the first one)."""
+        if t < self.start:
+            return None
+        return t - (t - self.start) % self.length
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Allocation:
+    """A usage limit on one instance-tree node: `amount` of usage per period.
+
+    `period` None is the rolling usage window. Times in the caller's unit.
+    """
+
+    node: str
+    amount: int
+    enforce: str = QUEUE
+    period: Period | None = None
+
+    def __post_init__(self) -> None:
+        if self.amount < 0:
+            raise ValueError("an allocation's amount cannot be negative")
+        if self.enforce not in ENFORCE_MODES:
+            raise ValueError(f"unknown enforce mode {self.enforce!r}")
+
+
 # What callers ask the policy to do.
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Submit:
@@ -246,6 +290,23 @@ class PutBackend:
     status: str = ONLINE  # of a new backend; a known one changes status by SetBackendStatus
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PutAllocation:
+    """An operator sets a node's allocation (replacing any), or removes it (`amount` None)."""
+
+    node: str
+    amount: int | None
+    enforce: str = QUEUE
+    period: Period | None = None
+
+    def allocation(self) -> Allocation | None:
+        if self.amount is None:
+            return None
+        return Allocation(
+            node=self.node, amount=self.amount, enforce=self.enforce, period=self.period
+        )
+
+
 Action = (
     Submit
     | CreateSession
@@ -258,6 +319,7 @@ Action = (
     | RemoveReservation
     | SetShare
     | PutBackend
+    | PutAllocation
 )
 
 

@@ -28,7 +28,7 @@ from .model import (
     Job,
 )
 
-LANES = (RESERVATION, SESSION, FAIR_SHARE)
+LANES = (RESERVATION, SESSION, FAIR_SHARE)  # the order a free backend looks at them in
 HEAD = 10  # jobs of each backend's head kept in the plan (the fair-share page's "next")
 
 
@@ -72,6 +72,7 @@ class PlanEntry(NamedTuple):
     position: int | None
     start: int | None
     ahead: int  # queued jobs of its backend, waiting in its lane, that start before it
+    allocation: Mapping[str, Any] | None = None  # what keeps it out of its lane now, if anything
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,6 +85,7 @@ class BackendState:
     session: dict[str, Any] | None  # active session: id, instance, queued, holds, deadlines
     depths: dict[str, int]
     head: list[dict[str, Any]]  # the first jobs it starts: job, instance, session, start
+    allocation_blocked: int = 0  # queued jobs that allocations keep out of the fair-share lane
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +109,7 @@ def make_plan(policy: Policy, now: int, *, in_place: bool = False) -> Plan:
     }
     states = {name: _backend_state(policy, name) for name in policy.backends}
     replay = policy if in_place else copy.deepcopy(policy)
+    blocked = _allocation_blocks(replay, lanes, start)
     assume_modeled_durations(replay, start)
     order: dict[str, list[tuple[int, str]]] = {name: [] for name in policy.backends}
     pending = len(lanes)
@@ -118,30 +121,66 @@ def make_plan(policy: Policy, now: int, *, in_place: bool = False) -> Plan:
                 pending -= 1
         t = replay.next_due()
     entries: dict[str, PlanEntry] = {}
-    for backend, starts in order.items():
-        ahead = dict.fromkeys(LANES, 0)
-        for position, (at, uid) in enumerate(starts, 1):
-            lane = lanes[uid][1]
-            entries[uid] = PlanEntry(backend, lane, position, at, ahead[lane])
-            ahead[lane] += 1
-        head = [
-            {
-                "job": uid,
-                "instance": policy.jobs[uid].instance,
-                "session": policy.jobs[uid].session_id,
-            }
-            | {"start": at}
-            for at, uid in starts[:HEAD]
-        ]
-        states[backend] = _with_head(states[backend], head)
+    queued: dict[str, dict[str, str]] = {name: {} for name in policy.backends}
     for uid, (backend, lane) in lanes.items():
-        if uid not in entries:  # never started by the replay: every starter of its lane is ahead
-            starters = sum(1 for _, other in order[backend] if lanes[other][1] == lane)
-            entries[uid] = PlanEntry(backend, lane, None, None, starters)
+        queued[backend][uid] = lane
+    for backend, starts in order.items():
+        entries.update(backend_entries(backend, starts, queued[backend], blocked))
+        held = sum(1 for uid in blocked if lanes[uid][0] == backend)
+        states[backend] = with_head(states[backend], head_of(policy, starts), held)
     return Plan(at=start, entries=entries, backends=states)
 
 
-def _with_head(state: BackendState, head: list[dict[str, Any]]) -> BackendState:
+def backend_entries(
+    backend: str,
+    starts: list[tuple[int, str]],
+    lanes: Mapping[str, str],
+    blocked: Mapping[str, Mapping[str, Any]],
+) -> dict[str, PlanEntry]:
+    """The entries of `backend`'s queued jobs (`lanes`: the lane each waits in) from the
+    order its replay started them in (`starts`: instant, job)."""
+    entries: dict[str, PlanEntry] = {}
+    ahead = dict.fromkeys(LANES, 0)
+    for position, (at, uid) in enumerate(starts, 1):
+        lane = lanes[uid]
+        entries[uid] = PlanEntry(backend, lane, position, at, ahead[lane], blocked.get(uid))
+        ahead[lane] += 1
+    for uid, lane in lanes.items():
+        if uid not in entries:
+            # never started by the replay: every starter of its lane is ahead
+            entries[uid] = PlanEntry(backend, lane, None, None, ahead[lane], blocked.get(uid))
+    return entries
+
+
+def head_of(policy: Policy, starts: list[tuple[int, str]]) -> list[dict[str, Any]]:
+    """The first jobs a backend starts (`starts`), as its state in the plan shows them."""
+    return [
+        {
+            "job": uid,
+            "instance": policy.jobs[uid].instance,
+            "session": policy.jobs[uid].session_id,
+        }
+        | {"start": at}
+        for at, uid in starts[:HEAD]
+    ]
+
+
+def _allocation_blocks(
+    policy: Policy, lanes: Mapping[str, tuple[str, str]], at: int
+) -> dict[str, Mapping[str, Any]]:
+    """The fair-share jobs that allocations keep out of their lane at `at`, with why."""
+    if not policy.allocations:
+        return {}
+    out: dict[str, Mapping[str, Any]] = {}
+    for uid, (_, lane) in lanes.items():
+        if lane == FAIR_SHARE:
+            data = policy.allocation_block(policy.jobs[uid], at)
+            if data is not None:
+                out[uid] = data
+    return out
+
+
+def with_head(state: BackendState, head: list[dict[str, Any]], held: int) -> BackendState:
     return BackendState(
         status=state.status,
         running=state.running,
@@ -149,6 +188,7 @@ def _with_head(state: BackendState, head: list[dict[str, Any]]) -> BackendState:
         session=state.session,
         depths=state.depths,
         head=head,
+        allocation_blocked=held,
     )
 
 
@@ -222,9 +262,11 @@ def wait_reasons(
 ) -> list[Reason]:
     """Why a queued job of `instance` (maybe in `session`) waits, in the rules' terms.
 
-    Codes: backend_paused, backend_busy, reserved_for_other, session_lane_busy,
-    backend_held, session_waiting, and `<lane>_ahead` (reservation_ahead,
-    session_ahead, fair_share_ahead) with the count. An empty list: it is next.
+    Codes: backend_paused, backend_busy, allocation_exhausted (the node, what it
+    consumed, its `seconds`, the time the job `needs` of it and when it `frees`, in
+    the policy's unit), reserved_for_other, session_lane_busy, backend_held,
+    session_waiting, and `<lane>_ahead` (reservation_ahead, session_ahead,
+    fair_share_ahead) with the count. An empty list: it is next.
     """
     reasons = []
     if state.status != ONLINE:
@@ -232,6 +274,8 @@ def wait_reasons(
     if state.running is not None:
         reasons.append(Reason("backend_busy", state.running))
     if entry.lane == FAIR_SHARE:
+        if entry.allocation is not None:
+            reasons.append(Reason("allocation_exhausted", entry.allocation))
         window = state.reservation
         if window is not None and window["instance"] != instance:
             reasons.append(Reason("reserved_for_other", window))

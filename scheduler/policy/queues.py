@@ -6,9 +6,9 @@ have work, never rescanning the queue.
 
 from __future__ import annotations
 
-from bisect import insort
+from bisect import bisect_left, insort
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 from heapq import heappop, heappush
 from itertools import count
@@ -37,14 +37,17 @@ class ProjectQueue:
     Both are trimmed lazily, so a pick never scans the queue.
     """
 
-    __slots__ = ("loose", "waiting")
+    __slots__ = ("loose", "waiting", "added", "unfit")
 
     def __init__(self) -> None:
         self.loose: deque[Job] = deque()
         self.waiting: list[tuple[tuple[int, int], int, Session]] = []
+        self.added = 0  # counts jobs (and sessions) that joined: a fit search's result expires
+        self.unfit: tuple[int, int, object] | None = None  # (added, budget, key): none fit
 
     def offer(self, session: Session) -> None:
         """Session `session` waits, or its oldest job changed while it waits."""
+        self.added += 1
         head = session.head()
         if head is not None:
             heappush(self.waiting, (head.key, next(_tickets), session))
@@ -67,6 +70,42 @@ class ProjectQueue:
         if loose and loose[0].key < waiting[0][0]:
             return loose[0]
         return head
+
+    def oldest_within(self, budget: int, time: Callable[[Job], int], key: object) -> Job | None:
+        """Oldest job outside the backend's active session whose `time` is at most
+        `budget` (allocations of `safe` mode, docs/rules.md).
+
+        Scans the project's queue, but remembers a search that found none: until a
+        job joins (or `key`, what `time` depends on besides the job, changes), no
+        smaller budget finds one either.
+        """
+        unfit = self.unfit
+        if unfit is not None and unfit[0] == self.added and budget <= unfit[1] and unfit[2] == key:
+            return None
+        job = self.oldest_fitting(lambda job: time(job) <= budget)
+        if job is None:
+            self.unfit = (self.added, budget, key)
+        return job
+
+    def oldest_fitting(self, fits: Callable[[Job], bool]) -> Job | None:
+        """Oldest job outside the backend's active session for which `fits` holds."""
+        best = None
+        for job in self.loose:
+            if job.status == QUEUED and fits(job):
+                best = job
+                break
+        seen: set[str] = set()
+        for _, _, session in self.waiting:
+            if session.id in seen or session.state not in WAITING_STATES:
+                continue
+            seen.add(session.id)
+            for job in session.queue:
+                if best is not None and job.key >= best.key:
+                    break
+                if job.status == QUEUED and fits(job):
+                    best = job
+                    break
+        return best
 
 
 class BackendQueues:
@@ -111,16 +150,43 @@ class BackendQueues:
             return job.key
         return min(self.oldest_key(child) for child in self.children[node])
 
+    def oldest_job(self, node: str) -> Job:
+        """The oldest eligible job under a tree node that has one."""
+        if node.count("/") == 2:
+            job = self.projects[node].oldest()
+            assert job is not None
+            return job
+        return min((self.oldest_job(child) for child in self.children[node]), key=_key)
+
+
+def _key(job: Job) -> tuple[int, int]:
+    return job.key
+
+
+class _Past(list[tuple[int, str, int]]):
+    """Charges that left the rolling window, by end. Copies share the (immutable) entries."""
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _Past:
+        return _Past(self)
+
 
 class UsageLedger:
-    """Charged runs and holds in a rolling window, with totals per tree node."""
+    """Charged runs and holds in a rolling window, with totals per tree node.
 
-    __slots__ = ("window", "totals", "entries")
+    Charges that leave the window are kept in `past` (fixed allocation periods may
+    reach further back than the window) until `forget_before` drops them.
+    """
+
+    __slots__ = ("window", "totals", "entries", "past", "watch", "cutoff", "forgotten")
 
     def __init__(self, window: int) -> None:
         self.window = window
         self.totals: dict[str, int] = {}
         self.entries: deque[tuple[int, str, int]] = deque()  # (end, instance, amount), by end
+        self.past = _Past()
+        self.watch: Callable[[str, int, int], None] | None = None  # told of every charge
+        self.cutoff: int | None = None  # charges that ended at or before this have left
+        self.forgotten: int | None = None  # charges that left and ended before this are gone
 
     def charge(self, instance: str, amount: int, end: int) -> None:
         if amount <= 0:
@@ -133,6 +199,8 @@ class UsageLedger:
             insort(self.entries, entry)
         else:
             self.entries.append(entry)
+        if self.watch is not None:
+            self.watch(instance, amount, end)
 
     def load(self, entries: Iterable[tuple[int, str, int]]) -> None:
         for end, instance, amount in entries:
@@ -141,12 +209,54 @@ class UsageLedger:
     def expire(self, now: int) -> None:
         """Drop charges that ended a whole window or more before `now`."""
         cutoff = now - self.window
+        if self.cutoff is None or cutoff > self.cutoff:
+            self.cutoff = cutoff
         entries = self.entries
         totals = self.totals
+        past = self.past
         while entries and entries[0][0] <= cutoff:
-            _, instance, amount = entries.popleft()
+            entry = entries.popleft()
+            _, instance, amount = entry
             for node in tree_nodes(instance):
                 totals[node] -= amount
+            if past and past[-1][0] > entry[0]:
+                insort(past, entry)
+            else:
+                past.append(entry)
 
     def of(self, node: str) -> int:
         return self.totals.get(node, 0)
+
+    def totals_at(self, t: int) -> dict[str, int]:
+        """Usage per tree node as seen at `t` (the charges with `t - window < end <= t`),
+        also when the window has moved past `t` (a policy that looked ahead, for
+        allocations)."""
+        entries = self.entries
+        if (self.cutoff is None or t - self.window >= self.cutoff) and not (
+            entries and entries[-1][0] > t
+        ):
+            self.expire(t)
+            return self.totals
+        totals: dict[str, int] = {}
+        for end, instance, amount in self.history(t - self.window + 1):
+            if end > t:
+                continue
+            for node in tree_nodes(instance):
+                totals[node] = totals.get(node, 0) + amount
+        return totals
+
+    def history(self, since: int | None = None) -> Iterator[tuple[int, str, int]]:
+        """Every charge kept whose end is `since` or later (None: all), by end."""
+        past = self.past
+        start = 0 if since is None else bisect_left(past, (since,))
+        for i in range(start, len(past)):
+            yield past[i]
+        for entry in self.entries:
+            if since is None or entry[0] >= since:
+                yield entry
+
+    def forget_before(self, t: int) -> None:
+        """Drop the kept charges that left the window and ended before `t`."""
+        del self.past[: bisect_left(self.past, (t,))]
+        if self.forgotten is None or t > self.forgotten:
+            self.forgotten = t

@@ -6,6 +6,7 @@ estimated start, why a job waits, what starts next) come from the plan the
 leader published (`scheduler.plans`), queue depths from its queue samples.
 """
 
+from scheduler.policy import LANES
 from scheduler.selectors.access import (
     JOB_FILTERS,
     User,
@@ -19,7 +20,7 @@ from scheduler.selectors.access import (
     shown,
     visible_instances,
 )
-from scheduler.selectors.cards import LANE_LABELS, LANES, BackendCard, backend_cards
+from scheduler.selectors.cards import LANE_LABELS, BackendCard, backend_cards
 from scheduler.selectors.charts import (
     CHART_POINTS,
     FLOW_BIN,

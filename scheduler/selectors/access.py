@@ -39,6 +39,12 @@ def shown(path: str | None, visible: frozenset[str] | None) -> bool:
     return visible is None or (path is not None and path in visible)
 
 
+def node_shown(path: str, visible: frozenset[str] | None) -> bool:
+    """Whether a viewer who sees `visible` sees tree node `path` (a hub or group above
+    one of their instances, or the instance) by name."""
+    return visible is None or any(p == path or p.startswith(path + "/") for p in visible)
+
+
 def pseudonym(uid: str) -> str:
     """A stable stand-in for another instance's session id: the same on every render,
     telling sessions apart without revealing them."""

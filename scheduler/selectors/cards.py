@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db.models import Max
 from django.utils import timezone
 
-from scheduler import models
+from scheduler import models, plans
+from scheduler.devices.timing import saved_by_backend
+from scheduler.policy import LANES
 from scheduler.policy import model as m
 
-LANES = (m.RESERVATION, m.SESSION, m.FAIR_SHARE)
+SAVED_SPAN = timedelta(hours=24)  # the cards' "time saved by session caches"
 LANE_LABELS = {m.RESERVATION: "reservation", m.SESSION: "session", m.FAIR_SHARE: "fair-share"}
 
 
@@ -23,6 +26,8 @@ class BackendCard:
     reservation: models.Reservation | None  # in its window now
     held: bool
     depth: dict[str, int]  # queued jobs per lane they wait in, as the leader last wrote
+    saved: timedelta = timedelta(0)  # compile time sessions' caches saved, last 24 h
+    allocation_blocked: int = 0  # queued jobs allocations keep out (the published plan's)
 
     @property
     def total(self) -> int:
@@ -78,6 +83,9 @@ def backend_cards(*, names: Iterable[str] | None = None) -> list[BackendCard]:
         ).select_related("instance")
     }
     samples = latest_samples(backend_ids=ids)
+    saved = saved_by_backend(since=now - SAVED_SPAN, backend_ids=ids)
+    plan = plans.current()
+    states = plan.backends if plan is not None else {}
     return [
         BackendCard(
             backend,
@@ -86,6 +94,8 @@ def backend_cards(*, names: Iterable[str] | None = None) -> list[BackendCard]:
             windows.get(backend.pk),
             backend.hold_session_id is not None,
             sample_depths(samples.get(backend.pk)),
+            saved.get(backend.pk, timedelta(0)),
+            states[backend.name].allocation_blocked if backend.name in states else 0,
         )
         for backend in backends
     ]

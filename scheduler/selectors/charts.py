@@ -11,7 +11,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from scheduler import models
-from scheduler.selectors.cards import LANES, BackendCard, sample_depths
+from scheduler.policy import LANES
+from scheduler.selectors.cards import BackendCard, sample_depths
 
 CHART_POINTS = 200  # maxPoints of every live chart trace
 TIMELINE_SPAN = timedelta(minutes=30)  # history the dashboard charts show

@@ -77,6 +77,12 @@ class ProcessRow:
         return self.role == "leader" and not self.stale
 
     @property
+    def standby(self) -> dict[str, Any] | None:
+        """A standby scheduler's warm memory: its lag behind the leader's journal."""
+        value = self.detail.get("standby")
+        return value if isinstance(value, dict) and not self.leading else None
+
+    @property
     def concurrency(self) -> int | None:
         """How many jobs an executor worker runs at once (as it declared)."""
         value = self.detail.get("concurrency")

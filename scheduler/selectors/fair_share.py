@@ -6,15 +6,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, Sum
+from django.db.models import Count
 from django.utils import timezone
 
-from scheduler import engine, models
-from scheduler.clock import from_ticks
+from scheduler import models
+from scheduler.clock import from_ticks, ticks_seconds
+from scheduler.history.window import window_usage
 from scheduler.plans import PlanView
 from scheduler.policy import model as m
 from scheduler.policy.queues import tree_nodes
-from scheduler.selectors.access import shown
+from scheduler.rule_settings import deployment_settings
+from scheduler.selectors.access import node_shown, shown
 
 
 @dataclass
@@ -38,13 +40,9 @@ def fair_share_tree(
     all); the others read "another hub", "another group", "another project".
     """
     now = now or timezone.now()
-    window = timedelta(seconds=engine.policy_settings().usage_window / 1_000_000)
+    window = timedelta(seconds=ticks_seconds(deployment_settings().usage_window))
     usage: dict[str, int] = {}
-    for path, total in (
-        models.UsageCharge.objects.filter(ended_at__gt=now - window)
-        .values_list("instance__path")
-        .annotate(total=Sum("microseconds"))
-    ):
+    for path, total in window_usage(after=now - window).items():
         for ancestor in tree_nodes(path):
             usage[ancestor] = usage.get(ancestor, 0) + total
     queued = dict(
@@ -54,17 +52,13 @@ def fair_share_tree(
     )
     rows = []
     for node in models.Instance.objects.order_by("path"):
-        seconds = usage.get(node.path, 0) / 1_000_000
+        seconds = ticks_seconds(usage.get(node.path, 0))
         ratio = seconds / node.share if node.share > 0 else None
         count = sum(n for path, n in queued.items() if path == node.path or _under(path, node))
-        path = node.path if _named(node.path, visible) else f"another {node.level}"
+        path = node.path if node_shown(node.path, visible) else f"another {node.level}"
         rows.append(TreeRow(path, node.level, node.share, seconds, ratio, node.path.count("/")))
         rows[-1].queued = count
     return rows
-
-
-def _named(path: str, visible: frozenset[str] | None) -> bool:
-    return visible is None or any(p == path or p.startswith(path + "/") for p in visible)
 
 
 def _under(path: str, node: models.Instance) -> bool:

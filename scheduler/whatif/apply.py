@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from scheduler import services
-from scheduler.clock import Clock, SystemClock
+from scheduler import models, services
+from scheduler.clock import Clock, SystemClock, from_ticks, ticks_seconds, ticks_span
 from scheduler.policy import model as m
 from scheduler.whatif.changes import Proposed
 
@@ -23,6 +23,7 @@ PERMISSIONS = {
     "move": "scheduler.change_reservation",
     "delete": "scheduler.delete_reservation",
     "share": "scheduler.change_instance",
+    "allocation": "scheduler.change_allocation",
     "pause": "scheduler.change_backend",
     "resume": "scheduler.change_backend",
     "overhead": "scheduler.change_backend",
@@ -60,24 +61,31 @@ def _apply(p: Proposed, clock: Clock, actor: Any) -> str | None:
         row = p.reservation
         assert row is not None
         services.reservations_validate(reservation=row)
+        before = None
         if p.kind == "move":
+            before = services.reservation_window(
+                models.Reservation.objects.select_related("backend", "instance").get(pk=row.pk)
+            )
             row.save(
                 update_fields=["end", "exclusive"] if row.started else ["start", "end", "exclusive"]
             )
         else:
             row.save()
-        services.reservations_changed(reservation_id=row.pk, clock=clock)
+        services.reservations_changed(reservation_id=row.pk, before=before, clock=clock)
         return services.reservations_bound_warning(reservation=row, now=clock.now())
     if p.kind == "delete":
         assert p.reservation is not None
-        pk = p.reservation.pk
+        pk, before = p.reservation.pk, services.reservation_window(p.reservation)
         p.reservation.delete()
-        services.reservations_changed(reservation_id=pk, clock=clock)
+        services.reservations_changed(reservation_id=pk, before=before, clock=clock)
     elif p.kind == "share":
         assert p.instance is not None and p.value is not None
+        before_share = p.instance.share
         p.instance.share = p.value
         p.instance.save(update_fields=["share"])
-        services.shares_changed(path=p.instance.path, clock=clock)
+        services.shares_changed(path=p.instance.path, before=before_share, clock=clock)
+    elif p.kind == "allocation":
+        _apply_allocation(p, clock, actor)
     elif p.kind in ("pause", "resume"):
         assert p.backend is not None
         status = m.PAUSED if p.kind == "pause" else m.ONLINE
@@ -86,5 +94,23 @@ def _apply(p: Proposed, clock: Clock, actor: Any) -> str | None:
         assert p.backend is not None and p.value is not None
         p.backend.job_overhead = timedelta(seconds=p.value)
         p.backend.save(update_fields=["job_overhead"])
-        services.backends_changed(backend=p.backend, clock=clock)
+        services.backends_changed(backend=p.backend, before=p.backend.max_runtime, clock=clock)
     return None
+
+
+def _apply_allocation(p: Proposed, clock: Clock, actor: Any) -> None:
+    change = p.change
+    assert isinstance(change, m.PutAllocation)
+    if change.amount is None:
+        services.allocations_remove(path=change.node, clock=clock, actor=actor)
+        return
+    period = change.period
+    services.allocations_set(
+        path=change.node,
+        seconds=ticks_seconds(change.amount),
+        enforce=change.enforce,
+        period_start=None if period is None else from_ticks(period.start),
+        period_length=None if period is None else ticks_span(period.length),
+        clock=clock,
+        actor=actor,
+    )

@@ -8,6 +8,7 @@ A change is `KIND:ARGS`, the same in the page's URL and on the command line:
 | `move`        | `ID,START,END[,exclusive\\|shared]`      |
 | `delete`      | `ID`                                   |
 | `share`       | `PATH=VALUE`                           |
+| `allocation`  | `NODE=SECONDS[,MODE[,START,LENGTH]]` or `NODE=none` |
 | `pause`       | `BACKEND`                              |
 | `resume`      | `BACKEND`                              |
 | `overhead`    | `BACKEND=SECONDS`                      |
@@ -30,11 +31,21 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 
 from scheduler import models
-from scheduler.clock import span_ticks, to_ticks
+from scheduler.clock import seconds_ticks, span_ticks, to_ticks
 from scheduler.policy import futures
 from scheduler.policy import model as m
 
-KINDS = ("reservation", "move", "delete", "share", "pause", "resume", "overhead", "load")
+KINDS = (
+    "reservation",
+    "move",
+    "delete",
+    "share",
+    "allocation",
+    "pause",
+    "resume",
+    "overhead",
+    "load",
+)
 MAX_PER_HOUR = 5_000.0  # synthetic jobs an hour, per load
 MAX_OVERHEAD = 3600.0  # seconds
 SHOTS = 4_000  # shots a synthetic job runs, besides the backend's per-job overhead
@@ -93,6 +104,8 @@ def parse(kind: str, text: str, *, now: datetime, before: Sequence[Proposed] = (
             return _delete(text, before)
         if kind == "share":
             return _share(text)
+        if kind == "allocation":
+            return _allocation(text, now)
         if kind in ("pause", "resume"):
             return _status(kind, text)
         if kind == "overhead":
@@ -243,6 +256,43 @@ def _share(text: str) -> Proposed:
     change = m.SetShare(node.path, share)
     return Proposed(
         kind="share", text=text, summary=summary, change=change, instance=node, value=share
+    )
+
+
+def _allocation(text: str, now: datetime) -> Proposed:
+    """`NODE=SECONDS[,MODE[,START,LENGTH]]` (the rolling window without START and LENGTH),
+    or `NODE=none` to remove the node's allocation."""
+    path, sep, rest = text.partition("=")
+    if not sep or not path.strip():
+        raise ChangeError("expected NODE=SECONDS[,MODE[,START,LENGTH]] or NODE=none")
+    node = _instance(path.strip(), project=False)
+    current = models.Allocation.objects.filter(instance=node).first()
+    was = "none" if current is None else f"{current.seconds:g} s ({current.enforce})"
+    if rest.strip() == "none":
+        if current is None:
+            raise ChangeError(f"{node.path} has no allocation to remove")
+        change = m.PutAllocation(node=node.path, amount=None)
+        summary = f"Remove the allocation of {node.path} ({was})"
+        return Proposed(kind="allocation", text=text, summary=summary, change=change, instance=node)
+    parts = _parts(rest, 1, 4, "SECONDS[,MODE[,START,LENGTH]]")
+    seconds = _number(parts[0], "the allocation", low=0.0, high=1e12)
+    enforce = parts[1] if len(parts) > 1 else m.QUEUE
+    if enforce not in m.ENFORCE_MODES:
+        raise ChangeError(f"mode {enforce!r}: use {', '.join(m.ENFORCE_MODES)}")
+    period = None
+    if len(parts) == 3:
+        raise ChangeError("a fixed period needs its START and its LENGTH in seconds")
+    if len(parts) == 4:
+        start = parse_moment(parts[2], now=now)
+        length = _number(parts[3], "the period's length", low=1e-6, high=1e10)
+        period = m.Period(to_ticks(start), seconds_ticks(length))
+    change = m.PutAllocation(
+        node=node.path, amount=seconds_ticks(seconds), enforce=enforce, period=period
+    )
+    every = "in the rolling window" if period is None else f"every {parts[3]} s from {parts[2]}"
+    summary = f"Give {node.path} an allocation of {seconds:g} s {every}, {enforce} (was {was})"
+    return Proposed(
+        kind="allocation", text=text, summary=summary, change=change, instance=node, value=seconds
     )
 
 

@@ -14,6 +14,7 @@ from django import forms
 from django.utils import timezone
 
 from scheduler import models
+from scheduler.policy import model as m
 from scheduler.whatif.changes import MAX_OVERHEAD, MAX_PER_HOUR
 from scheduler.whatif.report import MAX_HOURS
 
@@ -112,6 +113,35 @@ class ShareChangeForm(ChangeForm):
         return f"{self.cleaned_data['instance'].path}={self.cleaned_data['share']:g}"
 
 
+class AllocationChangeForm(ChangeForm):
+    kind, title = "allocation", "Set or remove an allocation"
+    instance = forms.ModelChoiceField(
+        models.Instance.objects.all(), to_field_name="path", label="Node"
+    )
+    seconds = forms.FloatField(min_value=0, required=False, help_text="empty: remove it")
+    enforce = forms.ChoiceField(choices=[(mode, mode) for mode in m.ENFORCE_MODES])
+    period_start = forms.DateTimeField(
+        widget=DateTimeInput, required=False, help_text="empty: the rolling window"
+    )
+    period_length = forms.FloatField(min_value=0.000001, required=False, label="Period (s)")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if (cleaned.get("period_start") is None) != (cleaned.get("period_length") is None):
+            self.add_error("period_length", "A fixed period needs both its start and length.")
+        return cleaned
+
+    def text(self) -> str:
+        d = self.cleaned_data
+        node = d["instance"].path
+        if d["seconds"] is None:
+            return f"{node}=none"
+        period = ""
+        if d["period_start"] is not None:
+            period = f",{_iso(d['period_start'])},{d['period_length']:g}"
+        return f"{node}={d['seconds']:g},{d['enforce']}{period}"
+
+
 class StatusChangeForm(ChangeForm):
     kind, title = "status", "Pause or resume a backend"
     backend = _backends()
@@ -153,6 +183,7 @@ CHANGE_FORMS: dict[str, type[ChangeForm]] = {
         MoveChangeForm,
         DeleteChangeForm,
         ShareChangeForm,
+        AllocationChangeForm,
         StatusChangeForm,
         OverheadChangeForm,
         LoadChangeForm,

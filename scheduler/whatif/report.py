@@ -1,7 +1,7 @@
 """Run both futures from the live state and put the answer in page- and JSON-ready form.
 
-The live state is read with a fresh `engine.Leader` and its `load`, never the
-running leader's memory: the futures replay copies of that snapshot with the
+The live state is loaded as a new leader would load it (`scheduler.snapshot`), never
+the running leader's memory: the futures replay copies of that snapshot with the
 pure rules (`scheduler.policy.futures`), so nothing here can change the queue.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,29 +18,17 @@ from typing import Any, NamedTuple
 from django.utils import timezone
 
 from scheduler import models
-from scheduler.clock import from_ticks, span_ticks, to_ticks
-from scheduler.engine import Leader
-from scheduler.policy import Policy, futures, outcomes
+from scheduler.clock import from_ticks, seconds_ticks, ticks_seconds, to_ticks
+from scheduler.policy import futures, outcomes
 from scheduler.policy import model as m
-from scheduler.snapshot import read_snapshot
+from scheduler.policy.allocations import counts_from
+from scheduler.rule_settings import deployment_settings
+from scheduler.snapshot import live_state
 from scheduler.whatif.changes import Proposed
 
 MAX_HOURS = 24.0
-HOUR_TICKS = 3_600_000_000
+HOUR_TICKS = seconds_ticks(3600)
 SIDES = ("without", "with")
-
-
-def snapshot(now: datetime) -> tuple[Policy, dict[str, int]]:
-    """The live state at `now` as the leader would load it, and each backend's overhead."""
-    leader = Leader()
-    with read_snapshot():
-        leader.load(to_ticks(now))
-        overheads = {
-            name: span_ticks(overhead) or 0
-            for name, overhead in models.Backend.objects.values_list("name", "job_overhead")
-        }
-    assert leader.policy is not None
-    return leader.policy, overheads
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,13 +61,21 @@ class Futures(NamedTuple):
 
 
 def whatif_futures(
-    *, changes: Sequence[Proposed], hours: float, seed: int, now: datetime
+    *,
+    changes: Sequence[Proposed],
+    hours: float,
+    seed: int,
+    now: datetime,
+    phase: Callable[[str], None] | None = None,
 ) -> Futures:
-    """The futures of the live state at `now` over `hours`, without and with `changes`."""
+    """The futures of the live state at `now` over `hours`, without and with `changes`;
+    `phase(name)` hears each step as it begins."""
     if not 0 < hours <= MAX_HOURS:
         raise ValueError(f"the horizon must be more than 0 and at most {MAX_HOURS:g} hours")
-    policy, overheads = snapshot(now)
+    say = phase or (lambda name: None)
+    say("reading the live state")
     start = to_ticks(now)
+    policy, overheads = live_state(now, since=_counted_from(changes, start))
     scenario = futures.Scenario(
         now=start,
         end=start + round(hours * HOUR_TICKS),
@@ -90,6 +86,7 @@ def whatif_futures(
     )
     queued = sum(1 for job in policy.jobs.values() if job.status == m.QUEUED)
     running = sum(1 for b in policy.backends.values() if b.running is not None)
+    say(f"replaying both futures of {queued:,} queued jobs")
     without, with_ = futures.compare(
         policy,
         scenario,
@@ -113,17 +110,31 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def whatif_run(*, changes: Sequence[Proposed], hours: float, seed: int, now: datetime) -> Report:
+def whatif_run(
+    *,
+    changes: Sequence[Proposed],
+    hours: float,
+    seed: int,
+    now: datetime,
+    phase: Callable[[str], None] | None = None,
+) -> Report:
     """Both futures of the live state at `now`, over `hours`, without and with `changes`."""
     clock = time.perf_counter()
     with _no_cycle_collection():
-        return _report(changes, hours, seed, now, clock)
+        return _report(changes, hours, seed, now, clock, phase)
 
 
 def _report(
-    changes: Sequence[Proposed], hours: float, seed: int, now: datetime, clock: float
+    changes: Sequence[Proposed],
+    hours: float,
+    seed: int,
+    now: datetime,
+    clock: float,
+    phase: Callable[[str], None] | None,
 ) -> Report:
-    known = whatif_futures(changes=changes, hours=hours, seed=seed, now=now)
+    known = whatif_futures(changes=changes, hours=hours, seed=seed, now=now, phase=phase)
+    if phase is not None:
+        phase("comparing")
     without, with_ = known.without, known.with_
     nodes = outcomes.node_rows(without, with_)
     return Report(
@@ -145,7 +156,7 @@ def _report(
 
 
 def _seconds(ticks: int | None) -> float | None:
-    return None if ticks is None else ticks / 1_000_000
+    return None if ticks is None else ticks_seconds(ticks)
 
 
 def _stats(stats: outcomes.WaitStats) -> dict[str, Any]:
@@ -158,7 +169,7 @@ def _stats(stats: outcomes.WaitStats) -> dict[str, Any]:
         "p95": _seconds(stats.p95),
         "p50_at_least": stats.p50_at_least,
         "p95_at_least": stats.p95_at_least,
-        "queued_seconds": stats.queued_time / 1_000_000,
+        "queued_seconds": ticks_seconds(stats.queued_time),
     }
 
 
@@ -170,7 +181,7 @@ def _node(row: outcomes.NodeRow) -> dict[str, Any]:
             "without": pair[0],
             "with": pair[1],
             "delta_started": pair[1]["started"] - pair[0]["started"],
-            "delta_queued_seconds": row.delta_queued_time(origin) / 1_000_000,
+            "delta_queued_seconds": ticks_seconds(row.delta_queued_time(origin)),
         }
     return out
 
@@ -183,8 +194,9 @@ def _attribution(nodes: list[outcomes.NodeRow]) -> dict[str, Any]:
     for origin in (outcomes.KNOWN, outcomes.SYNTHETIC):
         started = [sum(row.stats[origin][side].started for row in projects) for side in (0, 1)]
         out[origin] = {
-            "delta_queued_seconds": sum(row.delta_queued_time(origin) for row in projects)
-            / 1_000_000,
+            "delta_queued_seconds": ticks_seconds(
+                sum(row.delta_queued_time(origin) for row in projects)
+            ),
             "delta_started": started[1] - started[0],
         }
     return out
@@ -195,11 +207,11 @@ def _use(use: outcomes.BackendUse) -> dict[str, Any]:
         "status": use.status,
         "utilisation": use.utilisation,
         "started": use.started,
-        "busy_seconds": use.busy / 1_000_000,
-        "idle_seconds": use.idle / 1_000_000,
-        "exclusive_idle_seconds": use.exclusive_idle / 1_000_000,
-        "held_seconds": use.held / 1_000_000,
-        "paused_seconds": use.paused / 1_000_000,
+        "busy_seconds": ticks_seconds(use.busy),
+        "idle_seconds": ticks_seconds(use.idle),
+        "exclusive_idle_seconds": ticks_seconds(use.exclusive_idle),
+        "held_seconds": ticks_seconds(use.held),
+        "paused_seconds": ticks_seconds(use.paused),
     }
 
 
@@ -316,3 +328,16 @@ def _json_times(value: Any) -> Any:
     if isinstance(value, timedelta):
         return value.total_seconds()
     return value
+
+
+def _counted_from(changes: Sequence[Proposed], now: int) -> int | None:
+    """The earliest charge a proposed allocation counts at `now` (None: none proposed)."""
+    window = deployment_settings().usage_window
+    since = [
+        counts_from(allocation, window, now)
+        for p in changes
+        if isinstance(p.change, m.PutAllocation) and (allocation := p.change.allocation())
+    ]
+    if not since:
+        return None
+    return min([now - window + 1, *(s for s in since if s is not None)])

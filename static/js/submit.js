@@ -25,6 +25,19 @@
 
   function form() { return document.getElementById("submit-form"); }
 
+  // A device backend offers "transpile for the device", ticked when it is chosen; the link
+  // beside the backends goes to the chosen one's page.
+  function syncBackend(form, chosen) {
+    if (!form) return;
+    var select = form.elements.backend, option = select.selectedOptions[0];
+    var device = Boolean(option && option.dataset.device);
+    var field = document.getElementById("transpile-field"), box = form.elements.transpile;
+    if (field) field.hidden = !device;
+    if (box && chosen) box.checked = device;
+    var link = document.getElementById("backend-page");
+    if (link && select.value) link.setAttribute("href", link.getAttribute("href").replace(/[^/]*$/, encodeURIComponent(select.value)));
+  }
+
   document.addEventListener("click", function (evt) {
     var button = evt.target.closest("[data-example]");
     if (!button || !form()) return;
@@ -34,7 +47,8 @@
   });
   document.addEventListener("change", function (evt) {
     if (evt.target.form && evt.target.form === form()) sync(form());
+    if (evt.target.name === "backend" && evt.target.form === form()) syncBackend(form(), true);
   });
-  document.addEventListener("DOMContentLoaded", function () { sync(form()); });
-  document.addEventListener("htmx:afterSwap", function () { sync(form()); });
+  document.addEventListener("DOMContentLoaded", function () { sync(form()); syncBackend(form(), true); });
+  document.addEventListener("htmx:afterSwap", function () { sync(form()); syncBackend(form(), false); });
 })();

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from scheduler import models
 from tests.api.conftest import Caller, job_body
+from tests.factories import BackendFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +109,18 @@ def test_openapi_links_lead_from_a_created_job_or_session_to_its_operations() ->
     for methods in paths.values():
         for op in methods.values():
             assert {"400", "401", "404", "429", "500"} <= set(op["responses"])
+
+
+def test_status_reads_the_newest_sample_of_its_own_backend(
+    alice: Caller, backend: models.Backend
+) -> None:
+    """One query answers it: the backend and its newest queue sample, not another's."""
+    other = BackendFactory(name="sim_b", num_qubits=5)
+    now = timezone.now()
+    models.QueueSample.objects.create(backend=backend, at=now, reservation=9, fair_share=9)
+    models.QueueSample.objects.create(backend=backend, at=now, reservation=1, session=2)
+    models.QueueSample.objects.create(backend=other, at=now, fair_share=40)
+    assert alice.get("/backends/sim_a/status").json()["length_queue"] == 3
+    assert alice.get("/backends/sim_b/status").json()["length_queue"] == 40
+    unknown = alice.get("/backends/nope/status")
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_backend"

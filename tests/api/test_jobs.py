@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.test import override_settings
 from qiskit_ibm_runtime.quantum_program import QuantumProgram
 
-from scheduler import models
+from scheduler import limits, models
 from scheduler.circuits import ghz
 from scheduler.policy import model as m
 from tests.api.conftest import Caller, bell_params, job_body, pause
@@ -345,6 +346,71 @@ def test_metrics_show_queue_position_and_estimated_start(
     assert ran["usage"]["status"] == "pending"
 
 
+def test_metrics_say_the_position_is_planned_or_not_queued(
+    alice: Caller, backend: models.Backend
+) -> None:
+    running = submit(alice)
+    waiting = submit(alice)
+    metrics = alice.get(f"/jobs/{waiting}/metrics").json()
+    assert metrics["position_status"] == "planned"
+    assert metrics["position_detail"] == "position 1 on sim_a"
+    ran = alice.get(f"/jobs/{running}/metrics").json()
+    assert (ran["position_status"], ran["position_detail"]) == ("not_queued", "not queued")
+
+
+@override_settings(QDASH_APPLY_WAIT=0, QDASH_EAGER_LEADER=False)
+def test_metrics_of_a_job_newer_than_the_plan_say_its_position_is_being_computed(
+    alice: Caller, backend: models.Backend
+) -> None:
+    from scheduler import plans
+    from scheduler.engine.step import Leader
+    from scheduler.policy import make_plan
+
+    uid = submit(alice)  # no leader has applied it: the plan has no entry for it
+    metrics = alice.get(f"/jobs/{uid}/metrics").json()
+    assert metrics["position_in_queue"] is None  # the field the client reads, still a number
+    assert metrics["position_status"] == "being_computed"
+    assert metrics["position_detail"] == "position being computed"
+    assert metrics["estimated_start_time"] is None
+    leader = Leader()
+    leader.step(leader_now := _ticks_now())
+    assert leader.policy is not None
+    plans.Publisher().publish(make_plan(leader.policy, leader_now))
+    pending = submit(alice)  # newer than the plan just published
+    metrics = alice.get(f"/jobs/{pending}/metrics").json()
+    assert metrics["position_status"] == "being_computed"
+    planned = alice.get(f"/jobs/{uid}/metrics").json()  # ran: the only job, on a free backend
+    assert planned["position_status"] == "not_queued"
+
+
+@override_settings(QDASH_APPLY_WAIT=0, QDASH_EAGER_LEADER=False)
+def test_metrics_of_a_job_the_plan_never_starts_say_so(
+    alice: Caller, backend: models.Backend
+) -> None:
+    from scheduler import plans
+    from scheduler.engine.step import Leader
+    from scheduler.policy import make_plan
+
+    pause(backend)
+    uid = submit(alice)
+    leader = Leader()
+    leader.step(now := _ticks_now())
+    assert leader.policy is not None
+    plans.Publisher().publish(make_plan(leader.policy, now))
+    metrics = alice.get(f"/jobs/{uid}/metrics").json()
+    assert metrics["position_in_queue"] is None
+    assert metrics["position_status"] == "not_started_by_plan"
+    assert metrics["position_detail"].startswith("no position: the plan does not start it")
+
+
+def _ticks_now() -> int:
+    from django.utils import timezone
+
+    from scheduler.clock import to_ticks
+
+    return to_ticks(timezone.now())
+
+
 def test_logs_list_the_jobs_events(alice: Caller, backend: models.Backend) -> None:
     uid = submit(alice)
     response = alice.get(f"/jobs/{uid}/logs")
@@ -399,3 +465,111 @@ def test_tags_are_limited_in_number_and_length(
     uid = submit(alice, tags=["ok"])
     assert alice.put(f"/jobs/{uid}/tags", {"tags": ["x", "y", "z"]}).status_code == 400
     assert models.Job.objects.get(uid=uid).tags == ["ok"]
+
+
+def test_a_user_with_too_many_submissions_being_decoded_gets_429(
+    alice: Caller, bob: Caller, backend: models.Backend, settings: Any
+) -> None:
+    settings.QDASH_DECODE = {**settings.QDASH_DECODE, "QUEUE_PER_USER": 1}
+    limits.decode_turns.cache_clear()
+    turns = limits.decode_turns()
+    try:
+        with turns.turn(f"user:{alice.user.pk}"):  # alice has a decode in flight
+            refused = alice.post("/jobs", job_body())
+            accepted = bob.post("/jobs", job_body())
+    finally:
+        limits.decode_turns.cache_clear()
+    assert refused.status_code == 429 and refused.json()["code"] == "too_many_decodes"
+    assert refused["Retry-After"] == str(settings.QDASH_DECODE["SECONDS"])
+    assert accepted.status_code == 201
+    assert models.Job.objects.filter(owner=alice.user).count() == 0
+
+
+def test_a_loop_of_a_trillion_iterations_is_a_400_that_stores_nothing(
+    alice: Caller, backend: models.Backend
+) -> None:
+    from qiskit import QuantumCircuit
+
+    from scheduler.circuits import sampler_params
+
+    circuit = QuantumCircuit(1, 1)
+    with circuit.for_loop(range(10**12)):
+        circuit.x(0)
+    circuit.measure(0, 0)
+    response = alice.post("/jobs", job_body(params=sampler_params([circuit], 10)))
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_circuit"
+    assert "once its loops are unrolled" in response.json()["message"]
+    assert not models.Job.objects.exists()
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the functions run in the decoding sandbox, in order."""
+    sandbox = limits.sandbox()
+    ran: list[str] = []
+    real_run = sandbox.run
+
+    def counting_run(func: Any, *args: Any, **kwargs: Any) -> Any:
+        ran.append(func.__name__)
+        return real_run(func, *args, **kwargs)
+
+    monkeypatch.setattr(sandbox, "run", counting_run)
+    return ran
+
+
+def test_the_same_input_is_checked_once_and_its_answer_given_again(
+    alice: Caller,
+    bob: Caller,
+    backend: models.Backend,
+    monkeypatch: pytest.MonkeyPatch,
+    calls: list[str],
+) -> None:
+    """A second identical job costs no decode, and no turn: alice's second submission is
+    accepted while her turn is held, where a new input would wait for it (and here be
+    refused: one decode in line per user). Another user's same input is checked anew, so
+    no one learns from an answer's speed what someone else sent."""
+    first = submit(alice)
+    assert calls == ["inspect"]
+    monkeypatch.setattr(limits.decode_turns(), "queue_per_caller", 1)
+    with limits.decode_turns().turn(f"user:{alice.user.pk}"):
+        again = alice.post("/jobs", job_body())  # the same input: answered from memory
+        other = alice.post("/jobs", job_body(params=bell_params(shots=77)))
+        bobs = bob.post("/jobs", job_body())  # bob's answers are his own: checked again
+    assert calls == ["inspect", "inspect"]
+    assert again.status_code == 201 and bobs.status_code == 201
+    assert other.status_code == 429  # a new input takes a turn, as before
+    stored = models.Job.objects.filter(owner=alice.user).exclude(uid=first)
+    assert stored.get().uid == again.json()["id"]
+
+
+def test_a_refusal_is_remembered_but_a_cap_that_was_hit_is_not(
+    alice: Caller, backend: models.Backend, monkeypatch: pytest.MonkeyPatch, calls: list[str]
+) -> None:
+    from qiskit import QuantumCircuit
+
+    from scheduler.circuits import sampler_params
+    from scheduler.sandbox import LimitExceeded
+
+    circuit = QuantumCircuit(1, 1)
+    with circuit.while_loop((circuit.clbits[0], False)):
+        circuit.x(0)
+    circuit.measure(0, 0)
+    body = job_body(params=sampler_params([circuit], 10))
+    refusals = [alice.post("/jobs", body) for _ in range(2)]
+    assert [r.status_code for r in refusals] == [400, 400]
+    assert refusals[0].json()["message"] == refusals[1].json()["message"]
+    assert "while" in refusals[0].json()["message"]
+    assert calls == ["inspect"]
+
+    def capped_run(func: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append("capped")
+        raise LimitExceeded("decoding took longer than 10 s")
+
+    monkeypatch.setattr(limits.sandbox(), "run", capped_run)
+    slow = job_body(params=bell_params(shots=99))
+    answers = [alice.post("/jobs", slow) for _ in range(2)]
+    assert [a.status_code for a in answers] == [400, 400]
+    assert "longer than 10 s" in answers[1].json()["message"]
+    assert calls == ["inspect", "capped", "capped"]  # asked again: the cap may not be hit
+    assert not models.Job.objects.exists()

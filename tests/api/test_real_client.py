@@ -31,8 +31,8 @@ from qiskit_ibm_runtime.executor_sampler import Sampler as ExecutorSampler
 from scheduler import models, services
 from scheduler.api.auth import instance_crn
 from scheduler.auth_tokens import tokens_issue
+from scheduler.engine.loop import Scheduler
 from scheduler.policy import model as m
-from scheduler.runner import Scheduler
 from tests.factories import BackendFactory, UserFactory, instance
 
 pytestmark = [
@@ -235,3 +235,27 @@ def test_a_bad_program_is_refused_and_stores_nothing(service: Any) -> None:
     with pytest.raises(IBMRuntimeError, match="no classical register"):
         Executor(mode=backend).run(program)
     assert not models.Job.objects.exists()
+
+
+def test_the_client_warns_by_itself_when_the_instance_has_met_its_allocation(
+    service: Any,
+) -> None:
+    BackendFactory(
+        name="sim_y", num_qubits=5, job_overhead=timedelta(seconds=1.5), shot_time=timedelta(0)
+    )
+    services.allocations_set(path="hub/group/client", seconds=1)
+    backend = service.backend("sim_y")
+    circuit = bell(backend)
+    first = SamplerV2(mode=backend).run([circuit], shots=10)  # 1 s left: it may start
+    assert first.result()[0].data.meas.num_shots == 10  # and runs 1.5 s: active work continues
+
+    usage = service.usage()
+    assert usage["usage_limit_seconds"] == 1 and usage["usage_consumed_seconds"] >= 1.5
+    assert usage["usage_limit_reached"] is True and usage["usage_remaining_seconds"] == 0
+    with pytest.warns(UserWarning, match="This instance has met its usage limit"):
+        waiting = SamplerV2(mode=backend).run([circuit], shots=10)
+    assert waiting.status() == "QUEUED"  # queue mode: accepted, it waits
+
+    assert services.allocations_remove(path="hub/group/client")
+    assert waiting.result()[0].data.meas.num_shots == 10
+    assert "usage_limit_seconds" not in service.usage()

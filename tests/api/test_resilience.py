@@ -5,6 +5,7 @@ poll, and a connection the server closed is replaced before a request uses it.""
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -13,8 +14,8 @@ from django.db import OperationalError, connection
 
 from scheduler import models
 from scheduler.api import jobs
+from scheduler.engine.loop import Scheduler
 from scheduler.pg import connect
-from scheduler.runner import scheduler_loop
 from tests.api.conftest import Caller, job_body
 
 pytestmark = pytest.mark.django_db
@@ -51,29 +52,19 @@ def test_a_request_while_redis_restarts_is_a_503_too(
     assert not models.Job.objects.exists()
 
 
-class FlakyScheduler:
+class FlakyScheduler(Scheduler):
     """A scheduler whose first step fails as if its connection had been terminated."""
 
     def __init__(self) -> None:
+        super().__init__(inline=True)
+        self.planner.dirty = False  # no plan due: only the quick retry brings a second step
         self.ticks = 0
-        self.leading_since = None
-        self.steps_as_leader = 0
-        self.on_ready = None
-        self.planner = type("Planner", (), {"dirty": False})()
 
-    def lost_lead(self) -> None:
-        pass
-
-    def tick(self) -> None:
+    def tick(self) -> datetime | None:
         self.ticks += 1
         if self.ticks == 1:
             raise OperationalError("terminating connection due to administrator command")
-
-    def publish_plan(self) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
+        return None
 
 
 def test_a_step_that_lost_its_connection_is_retried_before_the_next_poll() -> None:
@@ -81,7 +72,7 @@ def test_a_step_that_lost_its_connection_is_retried_before_the_next_poll() -> No
 
     async def main() -> None:
         # A 60 s poll: only the quick retry can bring a second step within the wait.
-        task = asyncio.ensure_future(scheduler_loop(flaky, poll=60.0))  # type: ignore[arg-type]
+        task = asyncio.ensure_future(flaky.run(poll=60.0))
         try:
             for _ in range(200):
                 if flaky.ticks >= 2:

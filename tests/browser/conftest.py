@@ -54,6 +54,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+START_SECONDS = 120
+
+
 class Serve:
     """`manage.py serve --demo` on a scratch SQLite database; stop and start it again."""
 
@@ -64,15 +67,18 @@ class Serve:
         self.env["REDIS_URL"] = ""
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, *options: str) -> None:
+        """Start `serve --demo` (with `options`, such as `--no-scheduler`)."""
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--demo", "--port", str(self.port)],
+            [sys.executable, "manage.py", "serve", "--demo", "--port", str(self.port), *options],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(300):
+        # Starting loads Qiskit and the demo: seconds on a quiet machine, longer on a busy one.
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(f"serve exited with {self.process.returncode}")
             try:
@@ -80,7 +86,8 @@ class Serve:
                 return
             except OSError:
                 time.sleep(0.1)
-        raise AssertionError("serve did not start")
+        self.stop()  # never leave a server behind that a later test would not know of
+        raise AssertionError(f"serve did not start within {START_SECONDS} s")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -21,7 +21,8 @@ def row(name, kind, ago, **fields):
         kind=kind, host=host, pid=int(pid), started_at=now - timedelta(minutes=42),
         heartbeat_at=now - timedelta(seconds=ago), **fields))
 row("{WORKER}", "executor", 60, detail={{"concurrency": 2, "memory_mb": 2048}})
-row("sched-b:5151", "scheduler", 1, detail={{"role": "standby"}})
+row("sched-b:5151", "scheduler", 1, detail={{"role": "standby", "standby": {{
+    "warm": True, "lag_s": 0.21, "behind_inputs": 3, "behind_steps": 2, "reason": ""}}}})
 row("web-b:6161", "web", 1, detail={{"websockets": 12}})
 import time
 from django.db.models import F
@@ -54,7 +55,7 @@ def test_an_operator_watches_the_cluster(browser: playwright.Browser, restartabl
     page.wait_for_selector(f"{serve} .badge.online")
     assert "leader" in page.inner_text(f"{serve} td.role")
     page.wait_for_function(
-        f"document.querySelector('{serve} td.websockets').textContent.trim() === '1'",
+        f"() => document.querySelector('{serve} td.websockets').textContent.trim() === '1'",
         timeout=10_000,
     )  # the dashboard's socket, reported with the next heartbeat
     assert page.inner_text("#cluster-leader").startswith("Scheduler leader")
@@ -68,7 +69,10 @@ def test_an_operator_watches_the_cluster(browser: playwright.Browser, restartabl
     assert '<td class="busy">1 of 2</td>' in row
     assert re.search(r"running \d+\.\ds", row)
     assert page.inner_text('tr[data-process="web-b:6161"] td.websockets') == "12"
-    assert "standby" in page.inner_text('tr[data-process="sched-b:5151"] td.role')
+    standby = 'tr[data-process="sched-b:5151"]'
+    assert "standby" in page.inner_text(f"{standby} td.role")
+    lag = page.inner_text(f"{standby} .standby-lag")  # its memory, and how far behind
+    assert lag == "memory warm: 0.21 s, 3 inputs behind (2 steps)"
 
     restartable.manage("shell", "-c", BEAT)  # the worker (and the others) answer again
     page.wait_for_selector(f"{worker} .badge.online", timeout=10_000)

@@ -27,7 +27,7 @@ def test_an_operator_previews_an_exclusive_window_from_the_admin(
     start = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=10)
     end = start + timedelta(hours=1)
     page.goto(server + "/admin/scheduler/reservation/add/")
-    page.select_option("#id_backend", label="sim_eagle")
+    page.select_option("#id_backend", label="sim_fez")
     page.select_option("#id_instance", label="ibm-q/open/main")
     page.fill("#id_start_0", f"{start:%Y-%m-%d}")
     page.fill("#id_start_1", f"{start:%H:%M:%S}")
@@ -40,26 +40,26 @@ def test_an_operator_previews_an_exclusive_window_from_the_admin(
     whatif.wait_for_load_state()  # a new tab reloaded before it is attached fails in Chromium
     errors = page_errors(whatif)
     whatif.reload()  # watched from its first request
-    assert "Add an exclusive window for ibm-q/open/main on sim_eagle" in whatif.inner_text(
+    assert "Add an exclusive window for ibm-q/open/main on sim_fez" in whatif.inner_text(
         "#whatif-changes"
     )
 
-    # Assume research/chem keeps sending jobs to sim_eagle, then read both futures.
+    # Assume research/chem keeps sending jobs to sim_fez, then read both futures.
     whatif.click("#add-load summary")
-    whatif.select_option("#id_load-backend", "sim_eagle")
+    whatif.select_option("#id_load-backend", "sim_fez")
     whatif.select_option("#id_load-instance", "ibm-q/research/chem")
     whatif.fill("#id_load-per_hour", "120")
     whatif.click("#add-load button[type=submit]")
     whatif.wait_for_selector("#whatif-changes li:nth-child(2)")
-    whatif.wait_for_selector("#whatif-timeline-sim_eagle .main-svg", timeout=30_000)
-    for name in ("sim_eagle", "sim_kyiv", "sim_lima"):
+    whatif.wait_for_selector("#whatif-timeline-sim_fez .main-svg", timeout=30_000)
+    for name in ("sim_fez", "sim_kyiv", "sim_lima"):
         whatif.wait_for_selector(f"#whatif-timeline-{name} .main-svg")
 
-    eagle = whatif.evaluate(CHART, "sim_eagle")
-    assert eagle["rows"] == sorted(ROWS)  # both futures drawn
-    assert eagle["windows"] == ["with the changes"]  # the new window only in its future
+    fez = whatif.evaluate(CHART, "sim_fez")
+    assert fez["rows"] == sorted(ROWS)  # both futures drawn
+    assert fez["windows"] == ["with the changes"]  # the new window only in its future
     kyiv = whatif.evaluate(CHART, "sim_kyiv")
-    assert kyiv["range"] == eagle["range"]  # one time axis for every backend
+    assert kyiv["range"] == fez["range"]  # one time axis for every backend
     honesty = whatif.inner_text("#whatif-honesty")
     assert "from known jobs" in honesty and "from the synthetic load" in honesty
     chem = whatif.locator('#whatif-instances tr[data-node="ibm-q/research/chem"]')

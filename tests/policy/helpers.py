@@ -11,6 +11,7 @@ from typing import Any
 from scheduler.policy import Policy
 from scheduler.policy.model import (
     Action,
+    Allocation,
     Backend,
     CancelJob,
     CancelSession,
@@ -19,25 +20,20 @@ from scheduler.policy.model import (
     Event,
     Instant,
     Outcome,
+    Period,
+    PutAllocation,
     Reservation,
     SetBackendStatus,
     Settings,
     Submit,
 )
+from scheduler.rule_settings import DEFAULTS
 
 A = "hubA/g/p"
 B = "hubB/g/p"
 C = "hubC/g/p"
 R = "hubR/g/p"  # the reserving instance
 
-DEFAULTS: dict[str, int] = {
-    "interactive_ttl": 60,
-    "batch_interactive_ttl": 1,
-    "system_max_ttl": 28800,
-    "open_timeout": 1800,
-    "usage_window": 2419200,
-    "backend_max_runtime": 10800,
-}
 
 Script = Iterable[tuple[int, Action]]
 
@@ -56,7 +52,7 @@ class RecordingPolicy(Policy):
 
 
 def make_settings(**overrides: int) -> Settings:
-    """The DESIGN.md defaults in seconds, with `overrides`."""
+    """The rules' default settings in seconds (docs/rules.md), with `overrides`."""
     return Settings(**{**DEFAULTS, **overrides})
 
 
@@ -81,6 +77,7 @@ def make_policy(
     reservations: Sequence[Reservation] = (),
     shares: Mapping[str, float] | None = None,
     usage: Mapping[str, int] | None = None,
+    allocations: Sequence[Allocation] = (),
     **settings: int,
 ) -> RecordingPolicy:
     """A recording policy with `backends` (default one, "a"), settings in seconds.
@@ -98,7 +95,33 @@ def make_policy(
     for node, share in (shares or {}).items():
         policy.set_share(node, share)
     policy.usage.load((0, instance, used) for instance, used in (usage or {}).items())
+    for allocation in allocations:
+        policy.put_allocation(allocation)
     return policy
+
+
+def allocation(
+    node: str, amount: int, enforce: str = "queue", period: tuple[int, int] | None = None
+) -> Allocation:
+    """An allocation of `amount` seconds on `node`; `period` (start, length) or rolling."""
+    return Allocation(
+        node=node,
+        amount=amount,
+        enforce=enforce,
+        period=None if period is None else Period(*period),
+    )
+
+
+def put_allocation(
+    node: str, amount: int | None, enforce: str = "queue", period: tuple[int, int] | None = None
+) -> PutAllocation:
+    """An operator's change of `node`'s allocation (`amount` None removes it)."""
+    return PutAllocation(
+        node=node,
+        amount=amount,
+        enforce=enforce,
+        period=None if period is None else Period(*period),
+    )
 
 
 # ------------------------------------------------------------------ actions
@@ -169,7 +192,7 @@ def timeline(policy: Policy, script: Script, *, until: int | None = None) -> lis
     """Apply timed actions (same instant: in script order), then run until idle.
 
     `run_instant` runs the instants due before each action's instant first
-    (DESIGN.md 2.6). Returns the outcomes in script order.
+    (docs/rules.md, "One instant"). Returns the outcomes in script order.
     """
     timed = sorted(enumerate(script), key=lambda item: item[1][0])
     outcomes: dict[int, Outcome] = {}
@@ -205,5 +228,4 @@ def outcome_of(policy: Policy, job: str) -> tuple[str, int | None, int | None, s
 
 def usage_at(policy: Policy, node: str, t: int) -> int:
     """Charged usage of a tree node as seen at `t` (rolling window applied)."""
-    policy.usage.expire(t)
-    return policy.usage.of(node)
+    return policy.usage.totals_at(t).get(node, 0)

@@ -1,7 +1,7 @@
-"""Reference oracle: a slow, literal simulator of DESIGN.md section 2.
+"""Reference oracle: a slow, literal simulator of the rules of docs/rules.md.
 
-Written only from DESIGN.md section 2 and SCENARIOS.md, never from the project's
-scheduler code, so that the two can be differential-tested. It rescans the whole
+Written only from docs/rules.md and the scenario format of docs/simulate.md, never
+from the project's scheduler code, so that the two can be differential-tested. It rescans the whole
 state at every decision, keeps no incremental index and keeps time as exact
 `fractions.Fraction` values of the JSON numbers.
 
@@ -57,6 +57,46 @@ R15 Step 2 runs once per instant, in the first round; later rounds at the same
     at t.
 R16 A cancelled running job is charged its run time so far; a job failing at
     its runtime limit is charged the limit.
+
+Section 2.8 (allocations):
+
+R17 Consumed at t, rolling: the node's usage of R11 at t (prior usage is a
+    charge ended at 0). Fixed `{start: T, length: L}`: the charges below the
+    node (prior usage included, ended at 0) whose end lies in
+    [T + kL, T + (k+1)L) for the k >= 0 with t in it; before T, nothing.
+R18 Every allocated node that is exhausted (consumed >= seconds) keeps the
+    queued jobs below it out of the fair-share lane, whatever its mode (each
+    mode is "as queue, and ..."). A `safe` node also keeps out a job whose
+    time does not fit what is left (consumed + time > seconds); a `refuse`
+    node also refuses. Nodes of other modes never ask for the fit.
+R19 A job's time (safe) is min(duration, runtime limit), the runtime limit
+    being min(max_execution_time, backend_max_runtime); read when it is
+    checked.
+R20 The fair-share lane first drops the jobs allocations keep out, then
+    descends as 2.1 step 3 over the rest: a child is a candidate only if an
+    eligible job lies below it, ties go to the oldest eligible job, and inside
+    the project the oldest eligible job starts, even if an older job of the
+    same session does not fit (picking it activates the session, whose lane is
+    exempt from then on).
+R21 Exempt: the reservation lane, and the session lane of an active session
+    (also its hold), whatever the allocations say.
+R22 Refusal (`allocation_exhausted`) of a submission (start_session and joins
+    included) or a create_session comes after the refusals of 2.2; a refused
+    create_session or start_session creates no session. Consumed is read at
+    the submission's instant, after step 1 (ends at that instant count).
+R23 Allocation timers: for every queued job that allocations keep out of the
+    fair-share lane (no session, or an open or inactive one), the first instant
+    after now at which it would be eligible with only the charges made so far
+    (candidates: a charge below one of its nodes leaving the rolling window,
+    the next fixed period's start). The earliest such instant is processed as
+    an instant (steps 1-4; its step 4 is the pick that matters) but marks
+    nothing for end_time by itself, and does not make the instant's steps
+    repeat.
+R24 put_allocation applies in step 2 in file order; `seconds: null` removes
+    the node's allocation; a new one replaces the old (its consumption is
+    recomputed from all charges, whatever the old one counted).
+R25 `usage` in the trace also lists the full hub/group/project paths named by
+    allocations and put_allocation events (as R12 does for shares).
 """
 
 from __future__ import annotations
@@ -86,6 +126,10 @@ OPEN, ACTIVE, INACTIVE, CLOSED = "open", "active", "inactive", "closed"
 
 def _frac(value: Any) -> Fraction:
     return Fraction(value)
+
+
+def _below(instance: str, node: str) -> bool:
+    return instance == node or instance.startswith(node + "/")
 
 
 def _out(value: Fraction | None) -> int | float | None:
@@ -166,6 +210,9 @@ class _Reference:
             )
             for r in scenario.get("reservations") or []
         ]
+        self.allocations: dict[str, dict[str, Any]] = {}
+        for body in scenario.get("allocations") or []:
+            self._put_allocation(body)
         indexed = list(enumerate(scenario.get("events") or []))
         indexed.sort(key=lambda pair: (_frac(pair[1]["at"]), pair[0]))
         self.events = [event for _, event in indexed]
@@ -185,11 +232,12 @@ class _Reference:
         names = set((scenario.get("usage") or {}).keys())
         names |= {k for k in (scenario.get("shares") or {}) if k.count("/") == 2}
         names |= {r["instance"] for r in scenario.get("reservations") or []}
+        names |= {a["instance"] for a in scenario.get("allocations") or []}
         for event in scenario.get("events") or []:
-            for kind in ("submit", "create_session"):
+            for kind in ("submit", "create_session", "put_allocation"):
                 if kind in event:
                     names.add(event[kind]["instance"])
-        return names
+        return {name for name in names if name.count("/") == 2}
 
     def _mark(self) -> None:
         self.end_time = max(self.end_time, self.now)
@@ -204,23 +252,125 @@ class _Reference:
     def _charge(self, instance: str, amount: Fraction) -> None:
         self.charges.append((instance, amount, self.now))
 
-    def _usage(self, node: str) -> Fraction:
+    def _usage(self, node: str, at: Fraction | None = None) -> Fraction:
         window = self.settings["usage_window"]
+        now = self.now if at is None else at
 
         def below(instance: str) -> bool:
             return instance == node or instance.startswith(node + "/")
 
-        total = sum(
-            (v for k, v in self.prior.items() if below(k) and self.now < window), Fraction(0)
-        )
+        total = sum((v for k, v in self.prior.items() if below(k) and now < window), Fraction(0))
         total += sum(
-            (a for inst, a, end in self.charges if below(inst) and self.now - end < window),
+            (a for inst, a, end in self.charges if below(inst) and now - end < window),
             Fraction(0),
         )
         return total
 
     def _share(self, node: str) -> Fraction:
         return self.shares.get(node, Fraction(1))
+
+    # ------------------------------------------------------------ allocations
+
+    def _put_allocation(self, body: dict[str, Any]) -> None:
+        node = body["instance"]
+        if body.get("seconds") is None:
+            self.allocations.pop(node, None)
+            return
+        period = body.get("period")
+        self.allocations[node] = {
+            "seconds": _frac(body["seconds"]),
+            "enforce": body.get("enforce", "queue"),
+            "period": None if period is None else (_frac(period["start"]), _frac(period["length"])),
+        }
+
+    @staticmethod
+    def _path(instance: str) -> list[str]:
+        parts = instance.split("/")
+        return ["/".join(parts[:depth]) for depth in (1, 2, 3)]
+
+    def _period_start(self, period: tuple[Fraction, Fraction], at: Fraction) -> Fraction | None:
+        start, length = period
+        if at < start:
+            return None
+        return start + ((at - start) // length) * length
+
+    def _consumed(self, node: str, at: Fraction) -> Fraction:
+        period = self.allocations[node]["period"]
+        if period is None:
+            return self._usage(node, at)
+        begin = self._period_start(period, at)
+        if begin is None:
+            return Fraction(0)
+        end = begin + period[1]
+        total = sum(
+            (v for k, v in self.prior.items() if _below(k, node) and begin <= 0 < end), Fraction(0)
+        )
+        total += sum(
+            (a for inst, a, e in self.charges if _below(inst, node) and begin <= e < end),
+            Fraction(0),
+        )
+        return total
+
+    def _job_time(self, job: _Job) -> Fraction:
+        return min(job.duration, self._limit(job))
+
+    def _allowed(self, job: _Job, at: Fraction) -> bool:
+        """Whether allocations let `job` be eligible in the fair-share lane at `at`."""
+        for node in self._path(job.instance):
+            allocation = self.allocations.get(node)
+            if allocation is None:
+                continue
+            consumed = self._consumed(node, at)
+            if consumed >= allocation["seconds"]:
+                return False
+            if (
+                allocation["enforce"] == "safe"
+                and consumed + self._job_time(job) > allocation["seconds"]
+            ):
+                return False
+        return True
+
+    def _refused_by_allocation(self, instance: str) -> bool:
+        return any(
+            (a := self.allocations.get(node)) is not None
+            and a["enforce"] == "refuse"
+            and self._consumed(node, self.now) >= a["seconds"]
+            for node in self._path(instance)
+        )
+
+    def _waits_for_fair_share(self, job: _Job) -> bool:
+        return job.status == QUEUED and (
+            job.session is None or self.sessions[job.session].state in (OPEN, INACTIVE)
+        )
+
+    def _allocation_instant(self) -> Fraction | None:
+        """R23: the first instant after now at which a job kept out becomes eligible."""
+        if not self.allocations:
+            return None
+        window = self.settings["usage_window"]
+        best: Fraction | None = None
+        for job in self.jobs.values():
+            if not self._waits_for_fair_share(job) or self._allowed(job, self.now):
+                continue
+            candidates: set[Fraction] = set()
+            for node in self._path(job.instance):
+                allocation = self.allocations.get(node)
+                if allocation is None:
+                    continue
+                period = allocation["period"]
+                if period is None:
+                    ends = [Fraction(0) for k in self.prior if _below(k, node)]
+                    ends += [e for inst, _, e in self.charges if _below(inst, node)]
+                    candidates |= {e + window for e in ends if e + window > self.now}
+                else:
+                    begin = self._period_start(period, self.now)
+                    candidates.add(period[0] if begin is None else begin + period[1])
+            for at in sorted(candidates):
+                if self._allowed(job, at):
+                    if best is None or at < best:
+                        best = at
+                    break
+        return best
 
     def _window(self, backend: str) -> _Reservation | None:
         for r in self.reservations:
@@ -345,7 +495,10 @@ class _Reference:
             self._submit(event["submit"])
         elif "create_session" in event:
             body = event["create_session"]
-            self._new_session(body["session"], body["backend"], body["instance"], body)
+            if not self._refused_by_allocation(body["instance"]):  # R22
+                self._new_session(body["session"], body["backend"], body["instance"], body)
+        elif "put_allocation" in event:
+            self._put_allocation(event["put_allocation"])
         elif "cancel_job" in event:
             self._cancel_job(event["cancel_job"])
         elif "close_session" in event:
@@ -379,6 +532,12 @@ class _Reference:
         self.sessions[name] = session
 
     def _refusal(self, body: dict[str, Any]) -> str | None:
+        refusal = self._session_refusal(body)
+        if refusal is None and self._refused_by_allocation(body["instance"]):
+            return "allocation_exhausted"
+        return refusal
+
+    def _session_refusal(self, body: dict[str, Any]) -> str | None:
         if body["backend"] not in self.backends:
             return "unknown_backend"
         name = body.get("session")
@@ -514,9 +673,7 @@ class _Reference:
             if not active.closing:
                 return None  # the active session holds the backend
         eligible = [
-            j
-            for j in queued
-            if j.session is None or self.sessions[j.session].state in (OPEN, INACTIVE)
+            j for j in queued if self._waits_for_fair_share(j) and self._allowed(j, self.now)
         ]
         if not eligible:
             return None
@@ -584,6 +741,9 @@ class _Reference:
                 candidates.append(due)
         if self.next_event < len(self.events):
             candidates.append(_frac(self.events[self.next_event]["at"]))
+        freed = self._allocation_instant()
+        if freed is not None:
+            candidates.append(freed)
         return min(candidates) if candidates else None
 
     def run(self) -> dict[str, Any]:
@@ -628,5 +788,5 @@ class _Reference:
 
 
 def simulate_reference(scenario: dict[str, Any]) -> dict[str, Any]:
-    """Replay `scenario` (a SCENARIOS.md dict) and return its trace dict."""
+    """Replay `scenario` (a scenario dict, docs/simulate.md) and return its trace dict."""
     return _Reference(scenario).run()

@@ -1,4 +1,4 @@
-"""Random valid scenarios (SCENARIOS.md format) for differential tests.
+"""Random valid scenarios (the scenario format of docs/simulate.md) for differential tests.
 
 One builder, `_build`, draws every choice through a small `_Source`, so the same
 code backs the hypothesis strategy `scenarios()` (which shrinks well, because
@@ -6,7 +6,9 @@ each choice is its own draw) and the seeded `random_scenario(rng, ...)`.
 
 Settings are small (timers of seconds, not hours) and events crowd 0..150 s, so
 interactive timeouts, max TTLs, open timeouts, runtime limits and usage-window
-expiry all fire within a scenario, and many events share an instant.
+expiry all fire within a scenario, and many events share an instant. Allocations
+are small too (tens of seconds, periods of tens of seconds), so nodes run out,
+free again as charges leave the window or a period begins, and refuse.
 """
 
 from __future__ import annotations
@@ -89,13 +91,38 @@ def _reservations(src: _Source, backends: list[str], instances: list[str]) -> li
     return reservations
 
 
+ENFORCE = ["queue", "safe", "refuse"]
+
+
+def _allocation(src: _Source, node: str) -> dict[str, Any]:
+    seconds: float = src.integer(0, 60)
+    if src.chance(0.1):
+        seconds += 0.5
+    body: dict[str, Any] = {"instance": node, "seconds": seconds}
+    if src.chance(0.8):
+        body["enforce"] = src.pick(ENFORCE)
+    if src.chance(0.4):
+        body["period"] = {"start": src.integer(-20, 80), "length": src.integer(5, 80)}
+    elif src.chance(0.1):
+        body["period"] = None
+    return body
+
+
+def _allocations(src: _Source, nodes: list[str]) -> list[dict[str, Any]]:
+    chosen = [node for node in nodes if src.chance(0.3)]
+    return [_allocation(src, node) for node in chosen]
+
+
 class _EventMaker:
     """Draws events one by one, remembering names so later events can refer to them."""
 
-    def __init__(self, src: _Source, backends: list[str], instances: list[str]) -> None:
+    def __init__(
+        self, src: _Source, backends: list[str], instances: list[str], nodes: list[str]
+    ) -> None:
         self.src = src
         self.backends = backends
         self.instances = instances
+        self.nodes = nodes
         self.jobs: list[str] = []
         self.sessions: dict[str, tuple[str, str]] = {}  # name -> backend, instance
 
@@ -109,6 +136,7 @@ class _EventMaker:
             (1, "close_session"),
             (1, "cancel_session"),
             (1, "backend_status"),
+            (1 if self.nodes else 0, "put_allocation"),
         ]
         kind = self.src.weighted([(w, k) for w, k in kinds if w])
         return getattr(self, f"_{kind}")()
@@ -185,12 +213,18 @@ class _EventMaker:
     def _cancel_session(self) -> dict[str, Any]:
         return {"cancel_session": self._session_target()}
 
+    def _put_allocation(self) -> dict[str, Any]:
+        node = self.src.pick(self.nodes)
+        if self.src.chance(0.25):
+            return {"put_allocation": {"instance": node, "seconds": None}}
+        return {"put_allocation": _allocation(self.src, node)}
+
     def _backend_status(self) -> dict[str, Any]:
         status = "paused" if self.src.chance(0.5) else "online"
         return {"backend_status": {"backend": self.src.pick(self.backends), "status": status}}
 
 
-def _build(src: _Source, n_events: int) -> dict[str, Any]:
+def _build(src: _Source, n_events: int, allocations: bool | None = None) -> dict[str, Any]:
     n_backends = src.integer(1, 3)
     backend_names = BACKENDS[:n_backends]
     backends: list[dict[str, Any]] = []
@@ -214,8 +248,14 @@ def _build(src: _Source, n_events: int) -> dict[str, Any]:
     reservations = _reservations(src, backend_names, instances)
     if reservations:
         scenario["reservations"] = reservations
+    # half the scenarios know no allocations at all, unless the caller says
+    limited = src.chance(0.5) if allocations is None else allocations
+    if limited:
+        initial = _allocations(src, nodes)
+        if initial:
+            scenario["allocations"] = initial
 
-    maker = _EventMaker(src, backend_names, instances)
+    maker = _EventMaker(src, backend_names, instances, nodes if limited else [])
     times = sorted(src.time() for _ in range(n_events))
     events = [{"at": at, **maker.make()} for at in times]
     if src.chance(0.15):
@@ -233,20 +273,28 @@ def _permutation(src: _Source, n: int) -> list[int]:
     return order
 
 
-def random_scenario(rng: random.Random, n_events: int | None = None) -> dict[str, Any]:
-    """A valid scenario dict drawn from `rng`; `n_events` defaults to 30..80."""
+def random_scenario(
+    rng: random.Random, n_events: int | None = None, allocations: bool | None = None
+) -> dict[str, Any]:
+    """A valid scenario dict drawn from `rng`; `n_events` defaults to 30..80.
+
+    `allocations`: always, never, or None (the default) for half of the scenarios.
+    """
     src = _Source(rng.randint, lambda p: rng.random() < p)
     if n_events is None:
         n_events = rng.randint(30, 80)
-    return _build(src, n_events)
+    return _build(src, n_events, allocations)
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, min_events: int = 0, max_events: int = 25) -> dict[str, Any]:
-    """Hypothesis strategy for valid scenario dicts."""
+def scenarios(
+    draw: st.DrawFn, min_events: int = 0, max_events: int = 25, allocations: bool | None = None
+) -> dict[str, Any]:
+    """Hypothesis strategy for valid scenario dicts (`allocations`: always, never, or
+    in half of them)."""
     src = _Source(
         lambda low, high: draw(st.integers(low, high)),
         # shrinks towards "no": the unusual branch is the one that needs a reason
         lambda p: draw(st.integers(0, 99)) >= 100 - round(p * 100),
     )
-    return _build(src, draw(st.integers(min_events, max_events)))
+    return _build(src, draw(st.integers(min_events, max_events)), allocations)

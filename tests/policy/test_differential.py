@@ -1,6 +1,6 @@
 """Differential tests: the project's simulator against the reference oracle.
 
-The oracle (`reference.py`) is written from DESIGN.md section 2 alone; these
+The oracle (`reference.py`) is written from docs/rules.md alone; these
 tests replay the shared examples through it, then compare the project's memory
 engine with it trace for trace on generated scenarios.
 """
@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from scheduler.simulation import MemoryEngine, parse_scenario, simulate
+from scheduler.sim.memory import MemoryEngine
+from scheduler.sim.run import simulate
+from scheduler.sim.scenario import parse_scenario
 from tests.policy.reference import simulate_reference
 from tests.policy.scenario_strategies import random_scenario, scenarios
 
@@ -211,6 +213,93 @@ CORNERS: dict[str, dict[str, Any]] = {
             _submit(0, "z", B, "sim_b", 2, max_execution_time=0),
         ],
     },
+    # ---------------------------------------------------- 2.8 (R17..R25)
+    "R17_fixed_period_counts_prior_usage_until_the_next_period": {
+        "backends": ONE,
+        "usage": {A: 10},
+        "allocations": [{"instance": A, "seconds": 10, "period": {"start": 0, "length": 50}}],
+        "events": [_submit(5, "a1", A, "sim_a", 5)],
+    },
+    "R17_fixed_period_longer_than_the_window": {
+        "settings": {"usage_window": 20},
+        "backends": ONE,
+        "allocations": [
+            {"instance": "hubA", "seconds": 10, "period": {"start": -5, "length": 100}}
+        ],
+        "events": [_submit(0, "a1", A, "sim_a", 10), _submit(0, "a2", A, "sim_a", 10)],
+    },
+    "R20_safe_session_job_that_fits_activates_its_session": {
+        "backends": ONE,
+        "allocations": [{"instance": A, "seconds": 30, "enforce": "safe"}],
+        "events": [
+            {"at": 0, "create_session": {"session": "s", "instance": A, "backend": "sim_a"}},
+            _submit(0, "j1", A, "sim_a", 40, session="s"),
+            _submit(0, "j2", A, "sim_a", 10, session="s"),
+        ],
+    },
+    "R21_hold_charged_by_one_backend_exhausts_the_node_for_the_next": {
+        "settings": {"interactive_ttl": 100},
+        "backends": [{"name": "sim_a"}, {"name": "sim_b", "status": "paused"}],
+        "allocations": [{"instance": A, "seconds": 65}],
+        "reservations": [{"id": "r", "backend": "sim_a", "instance": R, "start": 70, "end": 99}],
+        "events": [
+            _submit(0, "a1", A, "sim_a", 10, start_session=True, session="s"),
+            _submit(5, "r1", R, "sim_a", 10),
+            _submit(70, "a2", A, "sim_b", 10),
+            {"at": 70, "backend_status": {"backend": "sim_b", "status": "online"}},
+        ],
+    },
+    "R22_refused_create_session_leaves_no_session": {
+        "backends": ONE,
+        "usage": {A: 5},
+        "allocations": [{"instance": "hubA", "seconds": 5, "enforce": "refuse"}],
+        "events": [
+            {"at": 0, "create_session": {"session": "s", "instance": A, "backend": "sim_a"}},
+            _submit(1, "j1", A, "sim_a", 5, session="s"),
+            _submit(2, "j2", A, "sim_a", 5, start_session=True, session="s2"),
+            {"at": 3, "close_session": "s"},
+        ],
+    },
+    "R22_submission_at_the_instant_the_charge_leaves_is_accepted": {
+        "settings": {"usage_window": 50},
+        "backends": ONE,
+        "allocations": [{"instance": A, "seconds": 10, "enforce": "refuse"}],
+        "events": [
+            _submit(0, "a1", A, "sim_a", 10),
+            _submit(10, "a2", A, "sim_a", 10),
+            _submit(60, "a3", A, "sim_a", 10),
+        ],
+    },
+    "R23_free_instant_with_the_backend_paused_sets_no_end_time": {
+        "settings": {"usage_window": 50},
+        "backends": [{"name": "sim_a", "status": "paused"}],
+        "usage": {A: 10},
+        "allocations": [{"instance": A, "seconds": 10}],
+        "events": [_submit(5, "a1", A, "sim_a", 10)],  # frees at 50, paused: end_time 5
+    },
+    "R23_job_starts_when_a_period_begins_with_nothing_else_there": {
+        "backends": ONE,
+        "allocations": [
+            {"instance": A, "seconds": 10, "enforce": "safe", "period": {"start": 3, "length": 40}}
+        ],
+        "events": [_submit(3, "a1", A, "sim_a", 10), _submit(3, "a2", A, "sim_a", 10)],
+    },
+    "R24_put_allocation_removes_and_replaces": {
+        "backends": ONE,
+        "allocations": [{"instance": A, "seconds": 0}],
+        "events": [
+            _submit(0, "a1", A, "sim_a", 10),
+            _submit(0, "a2", A, "sim_a", 10),
+            {"at": 5, "put_allocation": {"instance": A, "seconds": None}},
+            {"at": 12, "put_allocation": {"instance": A, "seconds": 10, "enforce": "refuse"}},
+            _submit(30, "a3", A, "sim_a", 10),
+        ],
+    },
+    "R25_allocation_paths_name_instances": {
+        "backends": ONE,
+        "allocations": [{"instance": "hubQ/g/p", "seconds": 5}, {"instance": "hubZ", "seconds": 5}],
+        "events": [{"at": 1, "put_allocation": {"instance": "hubY/g/p", "seconds": None}}],
+    },
 }
 
 
@@ -228,6 +317,20 @@ def test_project_matches_oracle_on_corner(name: str) -> None:
 )
 @given(scenarios())
 def test_project_matches_oracle_on_generated_scenarios(scenario: dict[str, Any]) -> None:
+    assert_same_as_oracle(scenario)
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scenarios(allocations=True))
+def test_project_matches_oracle_on_generated_scenarios_with_allocations(
+    scenario: dict[str, Any],
+) -> None:
     assert_same_as_oracle(scenario)
 
 

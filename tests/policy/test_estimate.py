@@ -1,4 +1,5 @@
-"""The plan: queue position and estimated start (DESIGN.md 2.7), worked by hand."""
+"""The plan: queue position and estimated start, worked by hand (docs/rules.md, "Queue
+position and estimated start")."""
 
 from __future__ import annotations
 

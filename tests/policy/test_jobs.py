@@ -1,4 +1,4 @@
-"""Job runtime limits, cancels and paused backends (DESIGN.md 2.4)."""
+"""Job runtime limits, cancels and paused backends (docs/rules.md, "Jobs")."""
 
 from __future__ import annotations
 

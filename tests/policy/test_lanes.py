@@ -1,4 +1,4 @@
-"""Picking the next job (DESIGN.md 2.1): reservation lane, session lane, fair share."""
+"""Picking the next job (docs/rules.md, "Lanes"): reservation lane, session lane, fair share."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Order of events at one instant (DESIGN.md 2.6)."""
+"""Order of events at one instant (docs/rules.md, "One instant")."""
 
 from __future__ import annotations
 

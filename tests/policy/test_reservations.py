@@ -1,4 +1,4 @@
-"""Reservations and bound sessions (DESIGN.md 2.3)."""
+"""Reservations and bound sessions (docs/rules.md, "Reservations")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session states and timers (DESIGN.md 2.2)."""
+"""Session states and timers (docs/rules.md, "Sessions")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Fair-share usage: runs plus holds, charged at their end, in a rolling window (DESIGN.md 2.5)."""
+"""Fair-share usage: runs plus holds, charged at their end, in a rolling window
+(docs/rules.md, "Fair-share usage")."""
 
 from __future__ import annotations
 

@@ -79,9 +79,34 @@ def test_every_kind_of_change_maps_to_what_the_rules_apply() -> None:
     assert [p.applicable for p in parsed] == [True] * 5 + [False, True]
 
 
+def test_an_allocation_is_set_with_its_mode_and_period_or_removed() -> None:
+    models.Allocation.objects.create(instance=instance("h"), seconds=60)
+    rolling, fixed, removed = parse_all(
+        ["allocation:h/g=600", "allocation:h/g/p=30,safe,+1h,86400", "allocation:h=none"],
+        now=NOW,
+    )
+    assert rolling.change == m.PutAllocation(node="h/g", amount=600_000_000)
+    assert fixed.change == m.PutAllocation(
+        node="h/g/p",
+        amount=30_000_000,
+        enforce="safe",
+        period=m.Period(to_ticks(NOW + HOUR), 86_400_000_000),
+    )
+    assert removed.change == m.PutAllocation(node="h", amount=None)
+    assert removed.summary == "Remove the allocation of h (60 s (queue))"
+    assert rolling.summary.startswith("Give h/g an allocation of 600 s in the rolling window")
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
+        ("allocation:h/g=-5", "the allocation must be between 0 and"),
+        ("allocation:h/g=5,never", "mode 'never'"),
+        ("allocation:h/g=5,queue,+1h", "a fixed period needs its START and its LENGTH"),
+        ("allocation:h/g=5,queue,+1h,0", "the period's length must be between"),
+        ("allocation:h/nope=5", "unknown instance 'h/nope'"),
+        ("allocation:h/g=none", "h/g has no allocation to remove"),
+        ("allocation:h/g", "expected NODE=SECONDS"),
         ("reservation:sim_x,h/g/p,+1h,+2h", "unknown backend 'sim_x'"),
         ("reservation:sim_a,h/g,+1h,+2h", "'h/g' is not a hub/group/project instance"),
         ("reservation:sim_a,h/g/p,+1h", "expected BACKEND,INSTANCE,START,END[,exclusive]"),
@@ -90,7 +115,7 @@ def test_every_kind_of_change_maps_to_what_the_rules_apply() -> None:
         ("reservation:sim_a,h/g/q,+150m,+4h", "overlaps the one of h/g/p on sim_a"),
         ("reservation:sim_a,h/g/q,-1h,+0m", "'-1h' is not a time"),
         ("reservation:sim_a,h/g/q,2026-01-01T00:00,2026-01-01T01:00", "ends in the past"),
-        ("move:99,+1h,+2h", "no reservation 99"),
+        ("move:999999999,+1h,+2h", "no reservation 999999999"),
         ("move:x,+1h,+2h", "is not a number"),
         ("share:h/g/p=-1", "the share must be between 0 and"),
         ("share:h/g/p", "expected PATH=VALUE"),

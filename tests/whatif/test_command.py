@@ -11,8 +11,9 @@ import time_machine
 from django.core.management import call_command
 from django.db import connections
 
-from scheduler import engine, models
+from scheduler import models
 from scheduler.clock import from_ticks
+from scheduler.engine import eager
 from scheduler.management.commands.whatif import Command
 from scheduler.policy import model as m
 from tests.factories import BackendFactory, instance
@@ -32,7 +33,7 @@ def world() -> None:
         for n in range(3)
         for tag, path in (("x", "hubX/gx/p"), ("y", "hubY/gy/p"))
     ]
-    engine.step(jobs, at=NOW - timedelta(minutes=1))
+    eager.step(jobs, at=NOW - timedelta(minutes=1))
 
 
 def whatif(*args: str) -> str:
@@ -53,6 +54,13 @@ def test_it_prints_the_comparison_as_tables() -> None:
     assert "0s → 1h 21m" in kyiv  # idle in the exclusive window once hubY's jobs ran
 
 
+def test_it_ends_with_a_summary_line_unless_quiet() -> None:
+    last = whatif("--share", "hubX=4", "--hours", "2").rstrip().splitlines()[-1]
+    assert last.startswith("6 known jobs and 0 arrivals over 2 h, both futures in ")
+    quiet = whatif("--share", "hubX=4", "--hours", "2", "--quiet")
+    assert "both futures in" not in quiet and "Set the share of hubX" in quiet
+
+
 def test_json_for_scripts_is_deterministic_for_a_seed() -> None:
     args = ["--share", "hubX=4", "--load", "sim_kyiv,hubX/gx/p,20", "--seed", "5", "--json"]
     first, second = json.loads(whatif(*args)), json.loads(whatif(*args))
@@ -68,9 +76,22 @@ def test_json_for_scripts_is_deterministic_for_a_seed() -> None:
     assert set(first["attribution"]) == {"known", "synthetic"}
 
 
+def test_an_allocation_keeps_a_hubs_jobs_waiting() -> None:
+    # Each of hubX's three 600 s jobs: with 0 s, none starts in the horizon.
+    out = whatif("--allocation", "hubX=0", "--hours", "1", "--json")
+    first = json.loads(out)
+    assert first["changes"][0]["summary"] == (
+        "Give hubX an allocation of 0 s in the rolling window, queue (was none)"
+    )
+    nodes = {row["node"]: row for row in first["instances"]}
+    assert nodes["hubX/gx/p"]["known"]["without"]["started"] > 0
+    assert nodes["hubX/gx/p"]["known"]["with"]["started"] == 0
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--allocation", "hubX=-1"], "the allocation must be between 0 and"),
         (["--reservation", "sim_kyiv,hubY/gy/p,08:00"], "expected BACKEND,INSTANCE,START,END"),
         (["--pause", "sim_nowhere"], "unknown backend 'sim_nowhere'"),
         (["--share", "hubX"], "expected PATH=VALUE"),

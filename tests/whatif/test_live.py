@@ -121,3 +121,24 @@ def test_a_share_change_reorders_the_fair_share_lane_as_predicted(live: Live) ->
 
     assert live.job("b1").started_at == live.at(100) < live.job("a1").started_at
     assert actual(["x", "a1", "b1"]) == starts(with_)
+
+
+def test_an_allocation_holds_back_a_job_as_predicted(live: Live) -> None:
+    live.submit("a1", 30, inst="h/a/p")
+    live.clock.set(live.at(1))
+    live.submit("a2", 10, inst="h/a/p")
+    live.submit("b1", 10, inst="h/b/p")
+    live.run_until(5)
+
+    now = live.at(5)
+    start = live.at(0).isoformat()
+    change = f"allocation:h/a=20,queue,{start},60"  # a1 ends at 30 over it: a2 waits for 60
+    with_, report = predicted([change], now, hours=1)
+    rows = {row["node"]: row for row in report.nodes}
+    assert rows["h/a/p"]["known"]["with"]["p50"] > rows["h/a/p"]["known"]["without"]["p50"]
+
+    whatif_apply(changes=parse_all([change], now=now), clock=live.clock)
+    live.run_until(300)
+
+    assert live.job("a2").started_at == live.at(60)  # the next period begins
+    assert actual(["a1", "a2", "b1"]) == starts(with_)

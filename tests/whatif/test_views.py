@@ -13,8 +13,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from scheduler import engine, models
+from scheduler import models
 from scheduler.clock import FakeClock, from_ticks
+from scheduler.engine import eager
 from scheduler.policy import model as m
 from scheduler.whatif import views
 from tests.factories import BackendFactory, UserFactory, instance
@@ -45,7 +46,7 @@ def world(monkeypatch: pytest.MonkeyPatch, settings: Any) -> FakeClock:
         for n in range(4)
         for tag, path in (("x", "hubX/gx/p"), ("y", "hubY/gy/p"))
     ]
-    engine.step(jobs, at=NOW - MINUTE)
+    eager.step(jobs, at=NOW - MINUTE)
     return clock
 
 
@@ -91,6 +92,22 @@ def test_an_operator_stacks_a_change_from_its_form(operator: Client) -> None:
     assert b'hx-trigger="load"' in page.content  # the futures run as the page opens
     dropped = operator.get(answer["Location"] + "&drop=0")
     assert dropped["Location"] == url("what_if", hours=6.0, seed=3)
+
+
+def test_an_operator_stacks_an_allocation_from_its_form(operator: Client) -> None:
+    form = {
+        "add": "allocation",
+        "allocation-instance": "hubX/gx",
+        "allocation-seconds": "90",
+        "allocation-enforce": "safe",
+        "allocation-period_start": "",
+        "allocation-period_length": "",
+    }
+    answer = operator.get(reverse("what_if"), form)
+    assert answer.status_code == 302
+    assert answer["Location"] == url("what_if", "allocation:hubX/gx=90,safe", hours=4.0, seed=0)
+    half = operator.get(reverse("what_if"), form | {"allocation-period_length": "60"})
+    assert half.status_code == 400 and b"needs both its start and length" in half.content
 
 
 def test_a_change_that_cannot_be_made_is_refused_with_its_reason(operator: Client) -> None:

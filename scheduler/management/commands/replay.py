@@ -11,8 +11,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import DatabaseError
 
-from scheduler.replay import ReplayError, replay_live_run, summary
-from scheduler.simulation import ScenarioError, dump_trace
+from scheduler.progress import feedback
+from scheduler.sim.compare import summary
+from scheduler.sim.replay import ReplayError, replay_live_run
+from scheduler.sim.scenario import ScenarioError
+from scheduler.sim.trace import dump_trace
 
 
 class Command(BaseCommand):
@@ -27,10 +30,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--check", action="store_true", help="exit with status 1 when the traces differ"
         )
+        parser.add_argument(
+            "--quiet", action="store_true", help="no progress, and nothing printed when identical"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            replay = replay_live_run()
+            with feedback("replay", quiet=options["quiet"]) as progress:
+                replay = replay_live_run(phase=progress.phase)
+                progress.phase("comparing")
+                difference = replay.difference
             if options["out"]:
                 Path(options["out"]).write_text(json.dumps(replay.scenario, indent=1) + "\n")
             if options["trace"]:
@@ -45,9 +54,9 @@ class Command(BaseCommand):
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
             self.stderr.write(f"replay: cannot read the database: {first}")
             sys.exit(2)
-        difference = replay.difference
         if difference is None:
-            self.stdout.write(f"identical: {summary(replay.live)}")
+            if not options["quiet"]:
+                self.stdout.write(f"identical: {summary(replay.live)}")
             return
         self.stdout.write(str(difference))
         if options["check"]:

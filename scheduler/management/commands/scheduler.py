@@ -16,8 +16,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from scheduler.cluster import Heartbeat
-from scheduler.leader import LeaderLock
-from scheduler.runner import Scheduler, freeze_startup_heap, scheduler_loop
+from scheduler.devices.status import backends_check_all
+from scheduler.engine.lock import LeaderLock
+from scheduler.engine.loop import Scheduler
+from scheduler.heap import freeze_startup_heap
 
 
 class Command(BaseCommand):
@@ -34,9 +36,16 @@ class Command(BaseCommand):
             default=0.5,
             help="how often a standby tries for the leader lock, in seconds",
         )
+        parser.add_argument(
+            "--cold-standby",
+            action="store_true",
+            help="do not follow the leader's journal while standing by: load in full on "
+            "taking over (the baseline of `make bench ARGS=--failover`)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        scheduler = Scheduler(workers=options["workers"])
+        backends_check_all()  # a driver that does not load takes its backend offline
+        scheduler = Scheduler(workers=options["workers"], follow=not options["cold_standby"])
         freeze_startup_heap()
         heartbeat = Heartbeat(
             "scheduler", detail=scheduler.detail, leading_since=lambda: scheduler.leading_since
@@ -51,8 +60,7 @@ class Command(BaseCommand):
 
 async def _run(scheduler: Scheduler, heartbeat: Heartbeat, options: dict[str, Any]) -> None:
     task = asyncio.ensure_future(
-        scheduler_loop(
-            scheduler,
+        scheduler.run(
             lock=LeaderLock(),
             poll=options["poll"],
             standby_poll=options["standby_poll"],

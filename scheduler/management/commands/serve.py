@@ -29,8 +29,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--proxy-headers",
             action="store_true",
-            help="take the client's address from X-Forwarded-For, as behind a proxy "
-            "(the default when QDASH_BEHIND_PROXY is on)",
+            help="take the client's address and scheme from a trusted proxy's X-Forwarded-For "
+            "and X-Forwarded-Proto (QDASH_TRUSTED_PROXIES; as QDASH_BEHIND_PROXY=1)",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -41,14 +41,20 @@ class Command(BaseCommand):
         from qdash.asgi import application
         from scheduler import models
         from scheduler.cluster import Heartbeat, web_heartbeat
-        from scheduler.consumers import DashboardConsumer
+        from scheduler.consumers.dashboard import DashboardConsumer
         from scheduler.demo import Traffic, demo_load, traffic_loop
-        from scheduler.leader import LeaderLock
-        from scheduler.runner import Scheduler, freeze_startup_heap, scheduler_loop
+        from scheduler.devices.status import backends_check_all
+        from scheduler.engine.lock import LeaderLock
+        from scheduler.engine.loop import Scheduler
+        from scheduler.heap import freeze_startup_heap
 
+        if options["proxy_headers"]:  # read by qdash.proxy on every request
+            settings.QDASH_BEHIND_PROXY = True
+            settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
         call_command("migrate", interactive=False, verbosity=0)
         if options["demo"]:
             demo_load()
+        backends_check_all()  # a driver that does not load takes its backend offline
         freeze_startup_heap()
         tasks: list[asyncio.Future[None]] = []
 
@@ -69,7 +75,7 @@ class Command(BaseCommand):
                 )
                 atexit.register(heartbeat.stop)
                 heartbeat.start()
-                loop = scheduler_loop(scheduler, lock=LeaderLock(), heartbeat=heartbeat)
+                loop = scheduler.run(lock=LeaderLock(), heartbeat=heartbeat)
                 tasks.append(asyncio.ensure_future(loop))
             if options["demo"]:
                 tasks.append(asyncio.ensure_future(traffic_loop(Traffic())))
@@ -85,22 +91,9 @@ class Command(BaseCommand):
             ),
             ready_callable=ready,
             verbosity=0,
-            **_proxy_headers(options["proxy_headers"] or settings.QDASH_BEHIND_PROXY),
         ).run()
         for task in tasks:
             task.cancel()
-
-
-def _proxy_headers(behind_proxy: bool) -> dict[str, str]:
-    """daphne's options for `--proxy-headers`: the client's address, port and scheme from
-    the proxy's headers, so rate limits, lock-outs and `/metrics` see the client."""
-    if not behind_proxy:
-        return {}
-    return {
-        "proxy_forwarded_address_header": "X-Forwarded-For",
-        "proxy_forwarded_port_header": "X-Forwarded-Port",
-        "proxy_forwarded_proto_header": "X-Forwarded-Proto",
-    }
 
 
 async def _wake_remote_scheduler() -> None:

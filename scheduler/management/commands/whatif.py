@@ -1,4 +1,4 @@
-"""`manage.py whatif --reservation ... --share ... --pause ... --hours H [--json]`.
+"""`manage.py whatif --reservation ... --share ... --allocation ... --pause ... --hours H [--json]`.
 
 Prints the what-if page's comparison (docs/what-if.md) as tables, or as JSON for
 scripts. Bad arguments give one line on stderr and exit status 2, changing nothing:
@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from django.core.management.base import BaseCommand, CommandParser
 
 from scheduler.clock import SystemClock
+from scheduler.progress import feedback
 from scheduler.whatif import words
 from scheduler.whatif.changes import ChangeError, parse_all
 from scheduler.whatif.report import MAX_HOURS, Report, report_json, whatif_run
@@ -25,6 +26,11 @@ OPTIONS = {  # option -> (kind, metavar, help)
     "--move": ("move", "ID,START,END[,exclusive|shared]", "move a reservation's window"),
     "--delete": ("delete", "ID", "delete a reservation"),
     "--share": ("share", "PATH=VALUE", "change an instance's share"),
+    "--allocation": (
+        "allocation",
+        "NODE=SECONDS[,MODE[,START,LENGTH]]|NODE=none",
+        "set or remove a node's allocation",
+    ),
     "--pause": ("pause", "BACKEND", "pause a backend"),
     "--resume": ("resume", "BACKEND", "resume a backend"),
     "--overhead": ("overhead", "BACKEND=SECONDS", "change a backend's per-job overhead"),
@@ -71,6 +77,7 @@ class Command(BaseCommand):
         parser.add_argument("--hours", default="4", help=f"horizon, up to {MAX_HOURS:g} (4)")
         parser.add_argument("--seed", default="0", help="seed of the synthetic load (0)")
         parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+        parser.add_argument("--quiet", action="store_true", help="no progress and no summary line")
 
     def handle(self, *args: Any, **options: Any) -> None:
         now = SystemClock().now()
@@ -87,11 +94,20 @@ class Command(BaseCommand):
             proposed = parse_all(options["changes"], now=now)
         except ChangeError as error:
             self._usage_error(str(error))
-        report = whatif_run(changes=proposed, hours=hours, seed=seed, now=now)
+        with feedback("what if", quiet=options["quiet"]) as progress:
+            report = whatif_run(
+                changes=proposed, hours=hours, seed=seed, now=now, phase=progress.phase
+            )
         if options["json"]:
             self.stdout.write(json.dumps(report_json(report), indent=2))
-        else:
-            self.stdout.write("\n".join(tables(report)))
+            return
+        self.stdout.write("\n".join(tables(report)))
+        if not options["quiet"]:
+            self.stdout.write(
+                f"{report.known_queued + report.known_running:,} known jobs and "
+                f"{report.synthetic:,} arrivals over {report.hours:g} h, both futures "
+                f"in {report.seconds:.1f} s"
+            )
 
 
 def _pair(row: dict[str, Any], key: str, show: Any = str) -> str:
