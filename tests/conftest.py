@@ -28,12 +28,20 @@ def _redis_reachable() -> bool:
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
-    """Rate-limit counts live in the cache: each test starts with none."""
+    """Rate-limit counts live in the cache: each test starts with none, with no
+    remembered bearer tokens and no remembered input checks."""
     from django.core.cache import cache
 
+    from scheduler import limits
+    from scheduler.api.callers import forget
+
     cache.clear()
+    forget()  # and the bearers a web process remembers (scheduler/api/callers.py)
+    limits.answers.cache_clear()  # and the answers of its input checks (scheduler/limits.py)
     yield
     cache.clear()
+    forget()
+    limits.answers.cache_clear()
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +77,55 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(keep) != len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in keep])
         items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """The test database, dropped only once nothing else is connected to it.
+
+    On PostgreSQL, `DROP DATABASE` fails while another session is on the database. A
+    subprocess a test started may still be exiting, or a thread may still hold a
+    connection it took from the pool. Such sessions get a few seconds to leave; any
+    left are ended, and named on stderr, so the drop succeeds.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock():
+        _end_other_sessions(connection)
+
+
+def _end_other_sessions(connection: Any, wait: float = 10.0) -> None:
+    import sys
+    import time
+
+    import psycopg
+
+    name = connection.settings_dict["NAME"]
+    connection.close()
+    connection.close_pool()
+    db = connection.settings_dict
+    params = {
+        "host": db["HOST"],
+        "port": db["PORT"],
+        "user": db["USER"],
+        "password": db["PASSWORD"],
+    }
+    params = {key: value for key, value in params.items() if value}
+    query = (
+        "SELECT pid, application_name, state, left(query, 80) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()"
+    )
+    with psycopg.connect(dbname="postgres", autocommit=True, **params) as admin:
+        deadline = time.monotonic() + wait
+        while (rows := admin.execute(query, [name]).fetchall()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid, application, state, text in rows:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+            print(
+                f"teardown: a session was still on {name} and was ended: "
+                f"{application!r} {state} {text!r}",
+                file=sys.__stderr__,
+            )
