@@ -85,6 +85,7 @@ class Rate:
     per_s: float = 0.0
     p50_ms: float = 0.0
     p95_ms: float = 0.0
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per answer, by role
 
 
 @dataclass
@@ -151,7 +152,10 @@ def _measure_cluster(
             script.write_text(
                 _script(method, body if method == "POST" else None, sent, vary=name == "post-new")
             )
+            before = _cpu_by_role()
             run.rates[name] = _wrk(base + path, script, seconds)
+            answered = run.rates[name].requests - run.rates[name].errors
+            run.rates[name].cpu_ms = _per_answer(before, _cpu_by_role(), answered)
             print(f"  {LABELS[name]}: {run.rates[name].per_s:.0f}/s", flush=True)
         run.accepted = sum(
             run.rates[n].requests - run.rates[n].errors for n in ("post", "post-new")
@@ -253,6 +257,63 @@ def _wrk(url: str, script: Path, seconds: float) -> Rate:
     )
 
 
+ROLES = (
+    ("wrk", "wrk"),
+    ("web", "qdash.web"),
+    ("scheduler", "manage.py scheduler"),
+    ("executor", "manage.py executor"),
+    ("PostgreSQL", "postgres"),
+    ("Redis", "redis-server"),
+)
+
+
+def _role(process: Any) -> str:
+    """What a process is part of: itself or its nearest ancestor that `ROLES` names
+    (the web processes' decoding sandboxes count as web)."""
+    import psutil
+
+    try:
+        chain = [process, *process.parents()]
+        for each in chain:
+            line = " ".join(each.cmdline()) or each.name()
+            for role, mark in ROLES:
+                if mark in line:
+                    return role
+    except psutil.Error:
+        pass
+    return "other"
+
+
+def _cpu_by_role() -> dict[int, tuple[str, float]]:
+    """Every process's role and CPU seconds so far (user and system)."""
+    import resource
+
+    import psutil
+
+    # wrk has ended by the second reading: its time is among this process's waited-for children.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = {-1: ("wrk", children.ru_utime + children.ru_stime)}
+    for process in psutil.process_iter():
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        out[process.pid] = (_role(process), times.user + times.system)
+    return out
+
+
+def _per_answer(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], answered: int
+) -> dict[str, float]:
+    """CPU milliseconds per answer, by role, spent between two `_cpu_by_role` readings
+    (a process that ended between them is not counted)."""
+    spent: dict[str, float] = {}
+    for pid, (role, seconds) in after.items():
+        start = before.get(pid, (role, 0.0))[1]
+        spent[role] = spent.get(role, 0.0) + max(0.0, seconds - start)
+    return {role: 1000 * total / max(1, answered) for role, total in spent.items()}
+
+
 def _drain(cluster: Any, limit: float = 300.0) -> float:
     start = time.monotonic()
     while _count(cluster, "SELECT count(*) FROM scheduler_input") and (
@@ -331,10 +392,36 @@ def report(result: EdgeResult) -> list[str]:
         "with requests still in flight, which the server stores and answers. Client, server, "
         "PostgreSQL and Redis share this machine's CPUs.",
         "",
+        *_cpu_lines(result),
         *_profile_lines(result.profile),
         *[f"- {note}" for note in result.notes],
     ]
     return lines
+
+
+def _cpu_lines(result: EdgeResult) -> list[str]:
+    """Where the machine's CPU went while each call was driven, per answer."""
+    roles = [role for role, _ in ROLES] + ["other"]
+    lines = [
+        "### CPU per answer, by process (ms)",
+        "",
+        f"| web processes | call | {' | '.join(roles)} | all |",
+        "|--:|---|" + "--:|" * (len(roles) + 1),
+    ]
+    for run in result.runs:
+        for name, rate in run.rates.items():
+            if not rate.cpu_ms:
+                continue
+            cells = [f"{rate.cpu_ms.get(role, 0.0):.2f}" for role in roles]
+            total = sum(rate.cpu_ms.values())
+            lines.append(f"| {run.webs} | {LABELS[name]} | {' | '.join(cells)} | {total:.2f} |")
+    return [
+        *lines,
+        "",
+        "CPU time of every process on the machine while `wrk` drove the call, divided by "
+        "the answers; a process is counted with its nearest named ancestor.",
+        "",
+    ]
 
 
 def _profile_lines(profile: dict[str, Any]) -> list[str]:
