@@ -152,10 +152,10 @@ def _measure_cluster(
             script.write_text(
                 _script(method, body if method == "POST" else None, sent, vary=name == "post-new")
             )
-            before = _cpu_by_role()
+            cpu_before = _cpu_by_role()
             run.rates[name] = _wrk(base + path, script, seconds)
             answered = run.rates[name].requests - run.rates[name].errors
-            run.rates[name].cpu_ms = _per_answer(before, _cpu_by_role(), answered)
+            run.rates[name].cpu_ms = _per_answer(cpu_before, _cpu_by_role(), answered)
             print(f"  {LABELS[name]}: {run.rates[name].per_s:.0f}/s", flush=True)
         run.accepted = sum(
             run.rates[n].requests - run.rates[n].errors for n in ("post", "post-new")
