@@ -168,10 +168,7 @@ def _check(
     """The refusals a submission meets before anything is stored, in order; what its
     circuits hold when none applies."""
     limit = settings.QDASH_MAX_QUEUED_PER_USER
-    # Counted up to the limit only: the cost never grows with the user's queue.
-    if owner_id is not None and (
-        models.Job.objects.filter(owner_id=owner_id, status=m.QUEUED)[:limit].count() >= limit
-    ):
+    if owner_id is not None and _queued_up_to(owner_id, limit) >= limit:
         raise SubmissionError(
             TOO_MANY_QUEUED, f"You have {limit} jobs queued; wait for some to run."
         )
@@ -204,6 +201,20 @@ def _check(
     except DeviceUnavailable as error:
         raise SubmissionError("backend_offline", f"{backend.name} is offline: {error}") from None
     return checked
+
+
+# Counted up to the limit only, so the cost never grows with the user's queue; written
+# out, as every submission sends it.
+QUEUED_SQL = (
+    "SELECT count(*) FROM (SELECT 1 FROM {} WHERE owner_id = %s AND status = %s LIMIT %s) q"
+)
+
+
+def _queued_up_to(owner_id: int, limit: int) -> int:
+    """How many jobs `owner_id` has queued, counted up to `limit`."""
+    with connection.cursor() as cursor:
+        cursor.execute(QUEUED_SQL.format(models.Job._meta.db_table), [owner_id, m.QUEUED, limit])
+        return int(cursor.fetchone()[0])
 
 
 def tags_check(tags: list[str]) -> None:

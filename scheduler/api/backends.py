@@ -39,8 +39,17 @@ BASIS_GATES = [name for name, _, _ in GATES] + ["measure", "reset"]
 router = Router(tags=["backends"])
 
 
+BACKEND_COLUMNS = [field.attname for field in models.Backend._meta.concrete_fields]
+# Every submission and session reads its backend: a written-out statement, not a query
+# the ORM builds per call.
+BACKEND_SQL = "SELECT {} FROM {} WHERE name = %s".format(
+    ", ".join(f'"{column}"' for column in BACKEND_COLUMNS), models.Backend._meta.db_table
+)
+
+
 def backend_or_404(name: str) -> models.Backend:
-    backend = models.Backend.objects.filter(name=name).first()
+    # A raw query set converts the columns as the ORM does (durations on SQLite, JSON).
+    backend = next(iter(models.Backend.objects.raw(BACKEND_SQL, [name])), None)
     if backend is None:
         raise ApiError(404, m.UNKNOWN_BACKEND, f"Unknown backend {name!r}.")
     return backend

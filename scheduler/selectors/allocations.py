@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db import connection
 from django.utils import timezone
 
 from scheduler import models
@@ -141,12 +142,31 @@ def binding(statuses: Iterable[AllocationStatus]) -> AllocationStatus | None:
 
 def refusing(path: str, *, now: datetime | None = None) -> AllocationStatus | None:
     """The exhausted `refuse` allocation on an instance's path that refuses its
-    submissions and sessions now, or None (the common case costs one small query)."""
+    submissions and sessions now, or None (the common case, no `refuse` allocation on
+    the path, costs one small written-out statement)."""
+    if not _any_refusing(tree_nodes(path)):
+        return None
     rows = models.Allocation.objects.filter(
         instance__path__in=tree_nodes(path), enforce=m.REFUSE
     ).select_related("instance")
     at = now or timezone.now()
     return binding(s for s in (status_of(row, at) for row in rows) if s.exhausted)
+
+
+ANY_REFUSING_SQL = (
+    "SELECT 1 FROM {allocation} a JOIN {instance} i ON i.id = a.instance_id "
+    "WHERE a.enforce = %s AND i.path IN (%s, %s, %s) LIMIT 1"
+)
+
+
+def _any_refusing(nodes: tuple[str, str, str]) -> bool:
+    """Whether a `refuse` allocation sits on one of `nodes` (exhausted or not)."""
+    sql = ANY_REFUSING_SQL.format(
+        allocation=models.Allocation._meta.db_table, instance=models.Instance._meta.db_table
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [m.REFUSE, *nodes])
+        return cursor.fetchone() is not None
 
 
 def refusal_text(status: AllocationStatus) -> str:
