@@ -190,3 +190,29 @@ def test_its_report_names_the_jobs_it_runs_itself(clock: FakeClock) -> None:
     clock.advance(timedelta(seconds=5))
     scheduler.tick()
     assert scheduler.detail()["executing"] == ["j2"]
+
+
+def test_steps_in_a_stream_are_spaced_and_a_step_after_a_quiet_spell_is_not() -> None:
+    import asyncio
+
+    from scheduler.engine.loop import Spacing
+
+    now = [100.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    spacing = Spacing(0.02, clock=lambda: now[0], sleep=sleep)
+
+    async def steps() -> list[float]:
+        waits = [await spacing.wait()]  # the first step: at once
+        now[0] += 0.005  # a wake-up 5 ms after that step began
+        waits.append(await spacing.wait())
+        now[0] += 1.0  # a quiet second
+        waits.append(await spacing.wait())
+        return waits
+
+    assert [round(w, 6) for w in asyncio.run(steps())] == [0.0, 0.015, 0.0]
+    assert slept == [0.015]
