@@ -351,7 +351,11 @@ def test_the_sockets_of_a_process_share_one_member_of_the_group(
         hub = fan_out.hub_of(layer)
         assert hub is not None
         await layer.group_discard(live.GROUP, hub.channel)  # the layer forgot it
-        await asyncio.sleep(0.6)  # the hub joins again
+        rejoined = await members()
+        async with asyncio.timeout(10):  # the hub joins again (every 0.2 s here)
+            while rejoined != 1:
+                await asyncio.sleep(0.05)
+                rejoined = await members()
         await database_sync_to_async(submit)("qhub2")
         again = [
             any("qhub2" in t for t in await receive_until(s, lambda t: '"type": "depth"' in t))
