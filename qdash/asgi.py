@@ -29,8 +29,12 @@ application = ProtocolTypeRouter(
 )
 
 if os.environ.get("QDASH_ROLE") == "web":  # a web process of a cluster (make cluster)
+    from scheduler import limits
     from scheduler.cluster import web_heartbeat
     from scheduler.heap import freeze_startup_heap
 
     freeze_startup_heap("scheduler.circuits")  # submissions parse circuits
+    # The decoding workers start now, before the first submission: started by it, they
+    # held it and every submission behind it for one to two seconds.
+    limits.sandbox().start()
     web_heartbeat()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import threading
 from typing import Any
 
 from django.conf import settings
@@ -39,7 +40,7 @@ class Command(BaseCommand):
         from daphne.server import Server
 
         from qdash.asgi import application
-        from scheduler import models
+        from scheduler import limits, models
         from scheduler.cluster import Heartbeat, web_heartbeat
         from scheduler.consumers.dashboard import DashboardConsumer
         from scheduler.demo import Traffic, demo_load, traffic_loop
@@ -56,6 +57,9 @@ class Command(BaseCommand):
             demo_load()
         backends_check_all()  # a driver that does not load takes its backend offline
         freeze_startup_heap()
+        # The decoding workers start beside the server rather than in the first
+        # submission, which would wait for them (one to two seconds) with those behind it.
+        threading.Thread(target=limits.sandbox().start, name="decode-start", daemon=True).start()
         tasks: list[asyncio.Future[None]] = []
 
         def ready() -> None:
