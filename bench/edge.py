@@ -163,7 +163,8 @@ def _measure_cluster(
             if method == "POST":
                 accepted += answered
             run.rates[name].cpu_ms = _per_answer(cpu_before, _cpu_by_role(), answered)
-            print(f"  {LABELS[name]}: {run.rates[name].per_s:.0f}/s", flush=True)
+            each = ", ".join(f"{r.per_s:.0f}/s p95 {r.p95_ms:.0f} ms" for r in runs)
+            print(f"  {LABELS[name]}: {run.rates[name].per_s:.0f}/s ({each})", flush=True)
         run.accepted = accepted
         run.drain_s = _drain(cluster)
         run.stored = _jobs(cluster) - before
