@@ -205,15 +205,16 @@ def _check(
 
 # Counted up to the limit only, so the cost never grows with the user's queue; written
 # out, as every submission sends it.
+_JOBS = models.Job._meta.db_table
 QUEUED_SQL = (
-    "SELECT count(*) FROM (SELECT 1 FROM {} WHERE owner_id = %s AND status = %s LIMIT %s) q"
+    f"SELECT count(*) FROM (SELECT 1 FROM {_JOBS} WHERE owner_id = %s AND status = %s LIMIT %s) q"
 )
 
 
 def _queued_up_to(owner_id: int, limit: int) -> int:
     """How many jobs `owner_id` has queued, counted up to `limit`."""
     with connection.cursor() as cursor:
-        cursor.execute(QUEUED_SQL.format(models.Job._meta.db_table), [owner_id, m.QUEUED, limit])
+        cursor.execute(QUEUED_SQL, [owner_id, m.QUEUED, limit])
         return int(cursor.fetchone()[0])
 
 

@@ -184,11 +184,12 @@ def backends_properties(
 
 
 # The client polls it: one statement, written out so that no query is built per call.
-STATUS_SQL = """
+_SAMPLES, _BACKENDS = models.QueueSample._meta.db_table, models.Backend._meta.db_table
+STATUS_SQL = f"""
 SELECT b.name, b.status,
-       (SELECT s.reservation + s.session + s.fair_share FROM scheduler_queuesample s
+       (SELECT s.reservation + s.session + s.fair_share FROM {_SAMPLES} s
          WHERE s.backend_id = b.id ORDER BY s.id DESC LIMIT 1)
-  FROM scheduler_backend b WHERE b.name = %s
+  FROM {_BACKENDS} b WHERE b.name = %s
 """
 
 

@@ -153,19 +153,17 @@ def refusing(path: str, *, now: datetime | None = None) -> AllocationStatus | No
     return binding(s for s in (status_of(row, at) for row in rows) if s.exhausted)
 
 
+_ALLOCATIONS, _INSTANCES = models.Allocation._meta.db_table, models.Instance._meta.db_table
 ANY_REFUSING_SQL = (
-    "SELECT 1 FROM {allocation} a JOIN {instance} i ON i.id = a.instance_id "
+    f"SELECT 1 FROM {_ALLOCATIONS} a JOIN {_INSTANCES} i ON i.id = a.instance_id "
     "WHERE a.enforce = %s AND i.path IN (%s, %s, %s) LIMIT 1"
 )
 
 
 def _any_refusing(nodes: tuple[str, str, str]) -> bool:
     """Whether a `refuse` allocation sits on one of `nodes` (exhausted or not)."""
-    sql = ANY_REFUSING_SQL.format(
-        allocation=models.Allocation._meta.db_table, instance=models.Instance._meta.db_table
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [m.REFUSE, *nodes])
+        cursor.execute(ANY_REFUSING_SQL, [m.REFUSE, *nodes])
         return cursor.fetchone() is not None
 
 
